@@ -1,0 +1,11 @@
+// conq/conq.hpp
+//
+// Umbrella header: every public conqueue header. Include the individual
+// headers instead to keep compile times down.
+#pragma once
+
+#include "conq/policy.hpp"       // IWYU pragma: export
+#include "conq/spsc_ring.hpp"    // IWYU pragma: export
+#include "conq/mpmc_ring.hpp"    // IWYU pragma: export
+#include "conq/queue.hpp"        // IWYU pragma: export
+#include "conq/version.hpp"      // IWYU pragma: export

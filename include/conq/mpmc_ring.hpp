@@ -1,0 +1,457 @@
+// conq/mpmc_ring.hpp
+//
+// conq::mpmc_ring<T, Policies...>: a bounded FIFO ring for several producers
+// and/or several consumers. The concurrency policy picks the configuration:
+// mpmc (default), mpsc, spmc, or spsc (useful with drop_oldest, where the
+// producer must be able to pop).
+//
+// Design: every slot carries a sequence number that says whose turn it is
+// (Vyukov's bounded queue). A producer with ticket p may fill slot p once its
+// sequence equals p and publishes by storing p + 1; a consumer with ticket p
+// may empty it once it reads p + 1 and frees it by storing p + capacity.
+// A multi-producer side claims tickets by compare-and-swap on `tail_` only
+// after it saw the slot free, so a thread never waits while holding a ticket
+// (robust when threads outnumber cores); a single side needs no
+// read-modify-write at all. Consecutive tickets go to different cache lines
+// (a bit swap of the slot index), so neighbours do not fight over one line.
+//
+// Memory effect: everything a producer wrote before a successful push is
+// visible to the consumer whose pop returns that item.
+//
+// Closing sets a bit in `tail_`, so a multi-producer push either claimed its
+// ticket before close() (and its item will be popped) or fails.
+#pragma once
+
+#include <atomic>
+#include <bit>
+#include <cstddef>
+#include <cstdint>
+#include <iterator>
+#include <optional>
+#include <thread>
+#include <type_traits>
+#include <utility>
+
+#include "conq/detail/platform.hpp"
+#include "conq/detail/ring_front.hpp"
+#include "conq/detail/storage.hpp"
+#include "conq/detail/wait.hpp"
+#include "conq/policy.hpp"
+
+namespace conq {
+
+template <class T, class... Policies>
+class mpmc_ring
+    : public detail::ring_front<mpmc_ring<T, Policies...>, T,
+                                typename detail::policy_set<Policies...>::overflow> {
+    using set = detail::policy_set<Policies...>;
+    using front = detail::ring_front<mpmc_ring, T, typename set::overflow>;
+    friend front;
+
+    using concurrency = typename set::concurrency;
+    static constexpr bool drops = std::is_same_v<typename set::overflow, drop_oldest>;
+    static constexpr bool multi_producer = concurrency::multi_producer;
+    // With drop_oldest a producer pops too, so the consumer side is shared.
+    static constexpr bool multi_consumer = concurrency::multi_consumer || drops;
+
+    static_assert(std::is_object_v<T> && !std::is_const_v<T> && !std::is_array_v<T>,
+                  "conq::mpmc_ring: T must be a non-const object type that is not an array.");
+    static_assert(std::is_nothrow_destructible_v<T>,
+                  "conq::mpmc_ring: T's destructor must not throw.");
+    static_assert(std::is_move_constructible_v<T>,
+                  "conq::mpmc_ring: T must be move constructible.");
+    static_assert(!(multi_producer || multi_consumer) || std::is_nothrow_move_constructible_v<T>,
+                  "conq::mpmc_ring: with several producers or consumers (or drop_oldest) T's move "
+                  "constructor must be noexcept: a thread that claimed a slot could not give it "
+                  "back if the move threw. Mark it noexcept, or store std::unique_ptr<T>.");
+    static_assert(std::is_same_v<typename set::order, fifo>,
+                  "conq::mpmc_ring: rings are FIFO; priority_order and delay_order are not yet "
+                  "available, remove the order policy.");
+    static_assert(!set::has_clock,
+                  "conq::mpmc_ring: a clock policy only applies to delay_order; rings time "
+                  "push_for/pop_for with std::chrono::steady_clock, so remove the clock policy.");
+
+    using wait_type = typename set::wait;
+    static constexpr std::size_t static_capacity =
+        set::inline_storage ? detail::round_up_pow2(set::capacity::value) : 0;
+    static constexpr std::size_t closed_bit = std::size_t{1} << (sizeof(std::size_t) * 8 - 1);
+
+    struct slot {
+        std::atomic<std::size_t> seq;
+        detail::raw_item<T> item;
+    };
+    // Slots per 64-byte line, if a slot's size divides the line; else 1.
+    static constexpr std::size_t line_slots =
+        (sizeof(slot) < detail::constructive_size &&
+         detail::constructive_size % sizeof(slot) == 0)
+            ? detail::constructive_size / sizeof(slot)
+            : 1;
+    static constexpr unsigned line_shift = std::countr_zero(line_slots);
+
+public:
+    using value_type = T;
+    using policies = set;
+
+    /// Constructs an empty ring with inline storage for capacity<N> items.
+    mpmc_ring() requires(set::inline_storage) : storage_(static_capacity) { init(); }
+
+    /// Constructs an empty ring holding up to `capacity` items, rounded up to
+    /// a power of two. Allocates once, here; never again.
+    /// \throws std::invalid_argument if capacity is 0, std::length_error if
+    /// it exceeds 2^40, std::bad_alloc.
+    explicit mpmc_ring(std::size_t capacity) requires(!set::inline_storage)
+        : mask_(detail::checked_capacity("conq::mpmc_ring", capacity) - 1), storage_(mask_ + 1) {
+        init();
+    }
+
+    mpmc_ring(const mpmc_ring&) = delete;
+    mpmc_ring& operator=(const mpmc_ring&) = delete;
+
+    /// Destroys the items still inside. \pre no thread is using the ring.
+    ~mpmc_ring() {
+        const std::size_t t = tail_.load(std::memory_order_relaxed) & ~closed_bit;
+        for (std::size_t h = head_.load(std::memory_order_relaxed); h != t; ++h) {
+            slot& s = slot_at(h);
+            if (s.seq.load(std::memory_order_relaxed) == h + 1) s.item.ptr()->~T();
+        }
+    }
+
+    // ------------------------------------------------------------ producers
+
+    /// Pushes a copy of `v` if there is room (with drop_oldest: always, making
+    /// room). Never blocks. Lock-free with several producers, wait-free with one.
+    /// \returns false if full or closed; then nothing changed.
+    [[nodiscard]] bool try_push(const T& v) requires std::is_copy_constructible_v<T> {
+        return try_emplace_impl(v);
+    }
+    /// Moves `v` in if there is room; on false `v` was not moved from.
+    [[nodiscard]] bool try_push(T&& v) { return try_emplace_impl(std::move(v)); }
+
+    /// Constructs an item from `args` if there is room. With several
+    /// producers and a constructor that may throw, the item is built before
+    /// a slot is claimed: if it throws, nothing changed; if the ring is then
+    /// full, rvalue arguments may have been moved from.
+    template <class... Args>
+    [[nodiscard]] bool try_emplace(Args&&... args) requires std::is_constructible_v<T, Args&&...> {
+        return try_emplace_impl(std::forward<Args>(args)...);
+    }
+
+    /// Moves as many items of [first, last) in as fit, in order, claiming
+    /// their slots with one compare-and-swap. \returns how many (the first
+    /// ones of the range).
+    template <std::forward_iterator It>
+    [[nodiscard]] std::size_t try_push_n(It first, It last) {
+        if constexpr (drops) {
+            std::size_t n = 0;
+            for (; first != last && try_emplace_impl(std::move(*first)); ++first) ++n;
+            return n;
+        } else {
+            const std::size_t want = static_cast<std::size_t>(std::distance(first, last));
+            if (want == 0) return 0;
+            std::size_t pos = 0, n = 0;
+            if constexpr (multi_producer) {
+                pos = tail_.load(std::memory_order_relaxed);
+                for (;;) {
+                    if (pos & closed_bit) return 0;
+                    n = 0;
+                    while (n < want && slot_at(pos + n).seq.load(std::memory_order_acquire) == pos + n) ++n;
+                    if (n == 0) {
+                        const std::size_t seq = slot_at(pos).seq.load(std::memory_order_acquire);
+                        if (static_cast<std::ptrdiff_t>(seq - pos) < 0) return 0;  // full
+                        pos = tail_.load(std::memory_order_relaxed);
+                        continue;
+                    }
+                    if (tail_.compare_exchange_weak(pos, pos + n, std::memory_order_relaxed)) break;
+                }
+                for (std::size_t i = 0; i < n; ++i, ++first) {
+                    slot& s = slot_at(pos + i);
+                    ::new (s.item.bytes) T(std::move(*first));
+                    s.seq.store(pos + i + 1, std::memory_order_release);
+                }
+            } else {
+                busy_guard busy(*this);
+                if (closed_.load(std::memory_order_relaxed)) return 0;
+                pos = tail_.load(std::memory_order_relaxed);
+                try {
+                    for (; n < want; ++n, ++first) {
+                        slot& s = slot_at(pos + n);
+                        if (s.seq.load(std::memory_order_acquire) != pos + n) break;
+                        ::new (s.item.bytes) T(std::move(*first));
+                        s.seq.store(pos + n + 1, std::memory_order_release);
+                    }
+                } catch (...) {
+                    tail_.store(pos + n, std::memory_order_relaxed);
+                    if (n) not_empty_.notify_all();
+                    throw;
+                }
+                tail_.store(pos + n, std::memory_order_relaxed);
+            }
+            if (n == 1) not_empty_.notify_one(); else if (n > 1) not_empty_.notify_all();
+            return n;
+        }
+    }
+
+    // ------------------------------------------------------------ consumers
+
+    /// Moves up to `max` items out to `out`, oldest first. \returns how many.
+    template <class OutIt>
+    [[nodiscard]] std::size_t try_pop_n(OutIt out, std::size_t max) {
+        if (max == 0) return 0;
+        std::size_t pos = 0, n = 0;
+        if constexpr (multi_consumer) {
+            static_assert(std::is_nothrow_assignable_v<decltype(*out), T&&>,
+                          "conq::mpmc_ring::try_pop_n: with several consumers, assigning a T&& "
+                          "through the output iterator must be noexcept.");
+            pos = head_.load(std::memory_order_relaxed);
+            for (;;) {
+                n = 0;
+                while (n < max && slot_at(pos + n).seq.load(std::memory_order_acquire) == pos + n + 1) ++n;
+                if (n == 0) {
+                    const std::size_t seq = slot_at(pos).seq.load(std::memory_order_acquire);
+                    if (static_cast<std::ptrdiff_t>(seq - (pos + 1)) < 0) return 0;  // empty
+                    pos = head_.load(std::memory_order_relaxed);
+                    continue;
+                }
+                if (head_.compare_exchange_weak(pos, pos + n, std::memory_order_relaxed)) break;
+            }
+            for (std::size_t i = 0; i < n; ++i) {
+                slot& s = slot_at(pos + i);
+                *out = std::move(*s.item.ptr());
+                ++out;
+                s.item.ptr()->~T();
+                s.seq.store(pos + i + capacity(), std::memory_order_release);
+            }
+        } else {
+            pos = head_.load(std::memory_order_relaxed);
+            try {
+                for (; n < max; ++n) {
+                    slot& s = slot_at(pos + n);
+                    if (s.seq.load(std::memory_order_acquire) != pos + n + 1) break;
+                    *out = std::move(*s.item.ptr());
+                    ++out;
+                    s.item.ptr()->~T();
+                    s.seq.store(pos + n + capacity(), std::memory_order_release);
+                }
+            } catch (...) {
+                head_.store(pos + n, std::memory_order_relaxed);
+                if (n) not_full_.notify_all();
+                throw;
+            }
+            head_.store(pos + n, std::memory_order_relaxed);
+        }
+        if (n == 1) not_full_.notify_one(); else if (n > 1) not_full_.notify_all();
+        return n;
+    }
+
+    // ------------------------------------------------------------- any thread
+
+    /// Closes the ring: later pushes fail, pops drain what was accepted and
+    /// then return nullopt, and every waiting push and pop wakes. Idempotent.
+    void close() noexcept {
+        closed_.store(true, std::memory_order_seq_cst);
+        if constexpr (multi_producer) tail_.fetch_or(closed_bit, std::memory_order_seq_cst);
+        detail::full_fence();
+        not_empty_.notify_all();
+        not_full_.notify_all();
+    }
+    /// Whether close() has been called.
+    [[nodiscard]] bool closed() const noexcept { return closed_.load(std::memory_order_acquire); }
+
+    /// The number of items the ring holds when full (a power of two).
+    [[nodiscard]] std::size_t capacity() const noexcept {
+        if constexpr (set::inline_storage) return static_capacity;
+        else return mask_ + 1;
+    }
+    /// A snapshot of the number of items; may be stale by the time it returns.
+    [[nodiscard]] std::size_t size_approx() const noexcept {
+        const std::size_t h = head_.load(std::memory_order_acquire);
+        const std::size_t t = tail_.load(std::memory_order_acquire) & ~closed_bit;
+        return t > h ? (t - h < capacity() ? t - h : capacity()) : 0;
+    }
+    /// With drop_oldest: how many items were removed to make room so far.
+    [[nodiscard]] std::size_t dropped() const noexcept requires drops {
+        return dropped_.load(std::memory_order_relaxed);
+    }
+
+private:
+    struct busy_guard {  // single producer only; see spsc_ring::busy_guard
+        mpmc_ring& r;
+        explicit busy_guard(mpmc_ring& ring) noexcept : r(ring) {
+            r.busy_.store(1, std::memory_order_relaxed);
+            detail::light_barrier();
+        }
+        ~busy_guard() { r.busy_.store(0, std::memory_order_release); }
+    };
+
+    void init() noexcept {
+        (void)detail::asymmetric_barrier_init();
+        for (std::size_t i = 0; i < capacity(); ++i) {
+            // The slot of ticket i starts free for ticket i.
+            slot* s = ::new (static_cast<void*>(&slot_at(i))) slot;
+            s->seq.store(i, std::memory_order_relaxed);
+        }
+    }
+
+    std::size_t mask() const noexcept {
+        if constexpr (set::inline_storage) return static_capacity - 1;
+        else return mask_;
+    }
+    // Ticket -> slot index. Swaps the low "slot within line" bits with the
+    // next ones, so tickets i and i+1 land on different cache lines while a
+    // group of line_slots lines stays together.
+    slot& slot_at(std::size_t ticket) noexcept {
+        std::size_t i = ticket & mask();
+        if constexpr (line_slots > 1) {
+            if (mask() + 1 >= line_slots * line_slots) {
+                constexpr std::size_t low = line_slots - 1;
+                const std::size_t a = i & low, b = (i >> line_shift) & low;
+                i = (i & ~(low | (low << line_shift))) | (a << line_shift) | b;
+            }
+        }
+        return storage_.data()[i];
+    }
+    const slot& slot_at(std::size_t ticket) const noexcept {
+        return const_cast<mpmc_ring*>(this)->slot_at(ticket);
+    }
+
+    template <class... Args>
+    bool try_emplace_impl(Args&&... args) {
+        if constexpr (multi_producer) {
+            if constexpr (std::is_nothrow_constructible_v<T, Args&&...>) {
+                return claim_and_construct(std::forward<Args>(args)...);
+            } else {
+                T tmp(std::forward<Args>(args)...);  // may throw: nothing claimed yet
+                return claim_and_construct(std::move(tmp));
+            }
+        } else {
+            std::size_t pos;
+            {
+                busy_guard busy(*this);
+                if (closed_.load(std::memory_order_relaxed)) return false;
+                pos = tail_.load(std::memory_order_relaxed);
+                slot* s = &slot_at(pos);
+                while (s->seq.load(std::memory_order_acquire) != pos) {
+                    if (!make_room(pos)) return false;
+                }
+                ::new (s->item.bytes) T(std::forward<Args>(args)...);  // if it throws: unchanged
+                s->seq.store(pos + 1, std::memory_order_release);
+                tail_.store(pos + 1, std::memory_order_relaxed);
+            }
+            not_empty_.notify_one();
+            return true;
+        }
+    }
+
+    template <class... Args>
+    bool claim_and_construct(Args&&... args) noexcept {
+        std::size_t pos = tail_.load(std::memory_order_relaxed);
+        slot* s;
+        for (;;) {
+            if (pos & closed_bit) return false;
+            s = &slot_at(pos);
+            const std::size_t seq = s->seq.load(std::memory_order_acquire);
+            const auto diff = static_cast<std::ptrdiff_t>(seq - pos);
+            if (diff == 0) {
+                if (tail_.compare_exchange_weak(pos, pos + 1, std::memory_order_relaxed)) break;
+            } else if (diff < 0) {
+                if (!make_room(pos)) return false;
+                pos = tail_.load(std::memory_order_relaxed);
+            } else {
+                pos = tail_.load(std::memory_order_relaxed);
+            }
+        }
+        ::new (s->item.bytes) T(std::forward<Args>(args)...);
+        s->seq.store(pos + 1, std::memory_order_release);
+        not_empty_.notify_one();
+        return true;
+    }
+
+    // The slot for ticket `pos` still holds ticket pos - capacity. Without
+    // drop_oldest the ring is full: false. With it, pop the oldest item
+    // unless a consumer has already claimed it (then it is about to be freed).
+    bool make_room(std::size_t pos) {
+        if constexpr (drops) {
+            if (head_.load(std::memory_order_acquire) + capacity() <= pos) {
+                if (try_pop_impl([](T&) noexcept {})) dropped_.fetch_add(1, std::memory_order_relaxed);
+            } else {
+                detail::cpu_relax();
+            }
+            return true;
+        } else {
+            (void)pos;
+            return false;
+        }
+    }
+
+    template <class Take>
+    bool try_pop_impl(Take&& take) {
+        if constexpr (multi_consumer) {
+            static_assert(noexcept(take(std::declval<T&>())),
+                          "conq::mpmc_ring: with several consumers (or drop_oldest), moving an "
+                          "item out must not throw; T's move constructor and move assignment "
+                          "must be noexcept.");
+            std::size_t pos = head_.load(std::memory_order_relaxed);
+            slot* s;
+            for (;;) {
+                s = &slot_at(pos);
+                const std::size_t seq = s->seq.load(std::memory_order_acquire);
+                const auto diff = static_cast<std::ptrdiff_t>(seq - (pos + 1));
+                if (diff == 0) {
+                    if (head_.compare_exchange_weak(pos, pos + 1, std::memory_order_relaxed)) break;
+                } else if (diff < 0) {
+                    return false;
+                } else {
+                    pos = head_.load(std::memory_order_relaxed);
+                }
+            }
+            take(*s->item.ptr());
+            s->item.ptr()->~T();
+            s->seq.store(pos + capacity(), std::memory_order_release);
+        } else {
+            const std::size_t pos = head_.load(std::memory_order_relaxed);
+            slot& s = slot_at(pos);
+            if (s.seq.load(std::memory_order_acquire) != pos + 1) return false;
+            take(*s.item.ptr());  // if this throws, the item stays
+            s.item.ptr()->~T();
+            s.seq.store(pos + capacity(), std::memory_order_release);
+            head_.store(pos + 1, std::memory_order_relaxed);
+        }
+        not_full_.notify_one();
+        return true;
+    }
+
+    bool push_ready() const noexcept {
+        const std::size_t pos = tail_.load(std::memory_order_acquire) & ~closed_bit;
+        return slot_at(pos).seq.load(std::memory_order_acquire) == pos || closed();
+    }
+    bool pop_ready() const noexcept {
+        const std::size_t pos = head_.load(std::memory_order_acquire);
+        return slot_at(pos).seq.load(std::memory_order_acquire) == pos + 1 || closed();
+    }
+    // After seeing closed(): true when no accepted item is left to pop.
+    bool drained() noexcept {
+        if constexpr (!multi_producer) {
+            detail::heavy_barrier();  // pairs with the light barrier in busy_guard
+            while (busy_.load(std::memory_order_acquire) != 0) std::this_thread::yield();
+        }
+        const std::size_t t = tail_.load(std::memory_order_acquire) & ~closed_bit;
+        if (head_.load(std::memory_order_acquire) >= t) return true;
+        std::this_thread::yield();  // a push that claimed before close() is landing
+        return false;
+    }
+
+    // Producers' ticket counter (+ closed bit when several producers).
+    alignas(detail::destructive_size) std::atomic<std::size_t> tail_{0};
+    std::atomic<std::uint32_t> busy_{0};  // single producer only
+    // Consumers' ticket counter.
+    alignas(detail::destructive_size) std::atomic<std::size_t> head_{0};
+    // Read by all, written rarely.
+    alignas(detail::destructive_size) std::atomic<bool> closed_{false};
+    const std::size_t mask_ = static_capacity - 1;
+    [[no_unique_address]] detail::wait_point<wait_type> not_empty_;
+    [[no_unique_address]] detail::wait_point<wait_type> not_full_;
+    std::atomic<std::size_t> dropped_{0};
+    alignas(detail::destructive_size) detail::slot_storage<slot, static_capacity> storage_;
+};
+
+}  // namespace conq
