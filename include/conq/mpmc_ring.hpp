@@ -6,9 +6,10 @@
 // producer must be able to pop).
 //
 // Design: every slot carries a sequence number that says whose turn it is
-// (Vyukov's bounded queue). A producer with ticket p may fill slot p once its
-// sequence equals p and publishes by storing p + 1; a consumer with ticket p
-// may empty it once it reads p + 1 and frees it by storing p + capacity.
+// (Vyukov's bounded queue, with doubled numbers so that capacity 1 works). A
+// producer with ticket p may fill its slot once the sequence reads 2p and
+// publishes by storing 2p + 1; a consumer with ticket p may empty it once it
+// reads 2p + 1 and frees it for ticket p + capacity by storing 2(p + capacity).
 // A multi-producer side claims tickets by compare-and-swap on `tail_` only
 // after it saw the slot free, so a thread never waits while holding a ticket
 // (robust when threads outnumber cores); a single side needs no
@@ -112,7 +113,7 @@ public:
         const std::size_t t = tail_.load(std::memory_order_relaxed) & ~closed_bit;
         for (std::size_t h = head_.load(std::memory_order_relaxed); h != t; ++h) {
             slot& s = slot_at(h);
-            if (s.seq.load(std::memory_order_relaxed) == h + 1) s.item.ptr()->~T();
+            if (s.seq.load(std::memory_order_relaxed) == full_seq(h)) s.item.ptr()->~T();
         }
     }
 
@@ -154,10 +155,10 @@ public:
                 for (;;) {
                     if (pos & closed_bit) return 0;
                     n = 0;
-                    while (n < want && slot_at(pos + n).seq.load(std::memory_order_acquire) == pos + n) ++n;
+                    while (n < want && slot_at(pos + n).seq.load(std::memory_order_acquire) == free_seq(pos + n)) ++n;
                     if (n == 0) {
                         const std::size_t seq = slot_at(pos).seq.load(std::memory_order_acquire);
-                        if (static_cast<std::ptrdiff_t>(seq - pos) < 0) return 0;  // full
+                        if (static_cast<std::ptrdiff_t>(seq - free_seq(pos)) < 0) return 0;  // full
                         pos = tail_.load(std::memory_order_relaxed);
                         continue;
                     }
@@ -166,22 +167,23 @@ public:
                 for (std::size_t i = 0; i < n; ++i, ++first) {
                     slot& s = slot_at(pos + i);
                     ::new (s.item.bytes) T(std::move(*first));
-                    s.seq.store(pos + i + 1, std::memory_order_release);
+                    s.seq.store(full_seq(pos + i), std::memory_order_release);
                 }
             } else {
-                busy_guard busy(*this);
-                if (closed_.load(std::memory_order_relaxed)) return 0;
                 pos = tail_.load(std::memory_order_relaxed);
+                while (n < want && slot_at(pos + n).seq.load(std::memory_order_acquire) == free_seq(pos + n)) ++n;
+                if (n == 0 || !announce(pos + n)) return 0;
+                std::size_t done = 0;
                 try {
-                    for (; n < want; ++n, ++first) {
-                        slot& s = slot_at(pos + n);
-                        if (s.seq.load(std::memory_order_acquire) != pos + n) break;
+                    for (; done < n; ++done, ++first) {
+                        slot& s = slot_at(pos + done);
                         ::new (s.item.bytes) T(std::move(*first));
-                        s.seq.store(pos + n + 1, std::memory_order_release);
+                        s.seq.store(full_seq(pos + done), std::memory_order_release);
                     }
                 } catch (...) {
-                    tail_.store(pos + n, std::memory_order_relaxed);
-                    if (n) not_empty_.notify_all();
+                    tail_.store(pos + done, std::memory_order_relaxed);
+                    announced_.store(pos + done, std::memory_order_release);
+                    if (done) not_empty_.notify_all();
                     throw;
                 }
                 tail_.store(pos + n, std::memory_order_relaxed);
@@ -205,10 +207,10 @@ public:
             pos = head_.load(std::memory_order_relaxed);
             for (;;) {
                 n = 0;
-                while (n < max && slot_at(pos + n).seq.load(std::memory_order_acquire) == pos + n + 1) ++n;
+                while (n < max && slot_at(pos + n).seq.load(std::memory_order_acquire) == full_seq(pos + n)) ++n;
                 if (n == 0) {
                     const std::size_t seq = slot_at(pos).seq.load(std::memory_order_acquire);
-                    if (static_cast<std::ptrdiff_t>(seq - (pos + 1)) < 0) return 0;  // empty
+                    if (static_cast<std::ptrdiff_t>(seq - full_seq(pos)) < 0) return 0;  // empty
                     pos = head_.load(std::memory_order_relaxed);
                     continue;
                 }
@@ -219,18 +221,18 @@ public:
                 *out = std::move(*s.item.ptr());
                 ++out;
                 s.item.ptr()->~T();
-                s.seq.store(pos + i + capacity(), std::memory_order_release);
+                s.seq.store(free_seq(pos + i + capacity()), std::memory_order_release);
             }
         } else {
             pos = head_.load(std::memory_order_relaxed);
             try {
                 for (; n < max; ++n) {
                     slot& s = slot_at(pos + n);
-                    if (s.seq.load(std::memory_order_acquire) != pos + n + 1) break;
+                    if (s.seq.load(std::memory_order_acquire) != full_seq(pos + n)) break;
                     *out = std::move(*s.item.ptr());
                     ++out;
                     s.item.ptr()->~T();
-                    s.seq.store(pos + n + capacity(), std::memory_order_release);
+                    s.seq.store(free_seq(pos + n + capacity()), std::memory_order_release);
                 }
             } catch (...) {
                 head_.store(pos + n, std::memory_order_relaxed);
@@ -274,23 +276,31 @@ public:
     }
 
 private:
-    struct busy_guard {  // single producer only; see spsc_ring::busy_guard
-        mpmc_ring& r;
-        explicit busy_guard(mpmc_ring& ring) noexcept : r(ring) {
-            r.busy_.store(1, std::memory_order_relaxed);
-            detail::light_barrier();
+    // Single producer only: see spsc_ring::announce.
+    bool announce(std::size_t end) noexcept {
+        announced_.store(end, std::memory_order_relaxed);
+        detail::light_barrier();
+        if (closed_.load(std::memory_order_relaxed)) [[unlikely]] {
+            announced_.store(tail_.load(std::memory_order_relaxed), std::memory_order_release);
+            return false;
         }
-        ~busy_guard() { r.busy_.store(0, std::memory_order_release); }
-    };
+        return true;
+    }
 
     void init() noexcept {
         (void)detail::asymmetric_barrier_init();
         for (std::size_t i = 0; i < capacity(); ++i) {
             // The slot of ticket i starts free for ticket i.
             slot* s = ::new (static_cast<void*>(&slot_at(i))) slot;
-            s->seq.store(i, std::memory_order_relaxed);
+            s->seq.store(free_seq(i), std::memory_order_relaxed);
         }
     }
+
+    // Slot states, as a function of the ticket p that owns the slot: free
+    // for p (2p), holding p's item (2p + 1). Doubling keeps "full for p" and
+    // "free for p + 1" apart even when the capacity is 1.
+    static constexpr std::size_t free_seq(std::size_t p) noexcept { return p << 1; }
+    static constexpr std::size_t full_seq(std::size_t p) noexcept { return (p << 1) | 1; }
 
     std::size_t mask() const noexcept {
         if constexpr (set::inline_storage) return static_capacity - 1;
@@ -324,19 +334,20 @@ private:
                 return claim_and_construct(std::move(tmp));
             }
         } else {
-            std::size_t pos;
-            {
-                busy_guard busy(*this);
-                if (closed_.load(std::memory_order_relaxed)) return false;
-                pos = tail_.load(std::memory_order_relaxed);
-                slot* s = &slot_at(pos);
-                while (s->seq.load(std::memory_order_acquire) != pos) {
-                    if (!make_room(pos)) return false;
-                }
-                ::new (s->item.bytes) T(std::forward<Args>(args)...);  // if it throws: unchanged
-                s->seq.store(pos + 1, std::memory_order_release);
-                tail_.store(pos + 1, std::memory_order_relaxed);
+            const std::size_t pos = tail_.load(std::memory_order_relaxed);
+            slot& s = slot_at(pos);
+            while (s.seq.load(std::memory_order_acquire) != free_seq(pos)) {
+                if (closed_.load(std::memory_order_relaxed) || !make_room(pos)) return false;
             }
+            if (!announce(pos + 1)) return false;
+            try {
+                ::new (s.item.bytes) T(std::forward<Args>(args)...);
+            } catch (...) {
+                announced_.store(pos, std::memory_order_release);  // unchanged
+                throw;
+            }
+            s.seq.store(full_seq(pos), std::memory_order_release);
+            tail_.store(pos + 1, std::memory_order_relaxed);
             not_empty_.notify_one();
             return true;
         }
@@ -350,7 +361,7 @@ private:
             if (pos & closed_bit) return false;
             s = &slot_at(pos);
             const std::size_t seq = s->seq.load(std::memory_order_acquire);
-            const auto diff = static_cast<std::ptrdiff_t>(seq - pos);
+            const auto diff = static_cast<std::ptrdiff_t>(seq - free_seq(pos));
             if (diff == 0) {
                 if (tail_.compare_exchange_weak(pos, pos + 1, std::memory_order_relaxed)) break;
             } else if (diff < 0) {
@@ -361,7 +372,7 @@ private:
             }
         }
         ::new (s->item.bytes) T(std::forward<Args>(args)...);
-        s->seq.store(pos + 1, std::memory_order_release);
+        s->seq.store(full_seq(pos), std::memory_order_release);
         not_empty_.notify_one();
         return true;
     }
@@ -395,7 +406,7 @@ private:
             for (;;) {
                 s = &slot_at(pos);
                 const std::size_t seq = s->seq.load(std::memory_order_acquire);
-                const auto diff = static_cast<std::ptrdiff_t>(seq - (pos + 1));
+                const auto diff = static_cast<std::ptrdiff_t>(seq - full_seq(pos));
                 if (diff == 0) {
                     if (head_.compare_exchange_weak(pos, pos + 1, std::memory_order_relaxed)) break;
                 } else if (diff < 0) {
@@ -406,14 +417,14 @@ private:
             }
             take(*s->item.ptr());
             s->item.ptr()->~T();
-            s->seq.store(pos + capacity(), std::memory_order_release);
+            s->seq.store(free_seq(pos + capacity()), std::memory_order_release);
         } else {
             const std::size_t pos = head_.load(std::memory_order_relaxed);
             slot& s = slot_at(pos);
-            if (s.seq.load(std::memory_order_acquire) != pos + 1) return false;
+            if (s.seq.load(std::memory_order_acquire) != full_seq(pos)) return false;
             take(*s.item.ptr());  // if this throws, the item stays
             s.item.ptr()->~T();
-            s.seq.store(pos + capacity(), std::memory_order_release);
+            s.seq.store(free_seq(pos + capacity()), std::memory_order_release);
             head_.store(pos + 1, std::memory_order_relaxed);
         }
         not_full_.notify_one();
@@ -422,17 +433,20 @@ private:
 
     bool push_ready() const noexcept {
         const std::size_t pos = tail_.load(std::memory_order_acquire) & ~closed_bit;
-        return slot_at(pos).seq.load(std::memory_order_acquire) == pos || closed();
+        return slot_at(pos).seq.load(std::memory_order_acquire) == free_seq(pos) || closed();
     }
     bool pop_ready() const noexcept {
         const std::size_t pos = head_.load(std::memory_order_acquire);
-        return slot_at(pos).seq.load(std::memory_order_acquire) == pos + 1 || closed();
+        return slot_at(pos).seq.load(std::memory_order_acquire) == full_seq(pos) || closed();
     }
     // After seeing closed(): true when no accepted item is left to pop.
     bool drained() noexcept {
         if constexpr (!multi_producer) {
-            detail::heavy_barrier();  // pairs with the light barrier in busy_guard
-            while (busy_.load(std::memory_order_acquire) != 0) std::this_thread::yield();
+            detail::heavy_barrier();  // pairs with the light barrier in announce()
+            while (announced_.load(std::memory_order_acquire) !=
+                   tail_.load(std::memory_order_acquire)) {
+                std::this_thread::yield();
+            }
         }
         const std::size_t t = tail_.load(std::memory_order_acquire) & ~closed_bit;
         if (head_.load(std::memory_order_acquire) >= t) return true;
@@ -442,7 +456,7 @@ private:
 
     // Producers' ticket counter (+ closed bit when several producers).
     alignas(detail::destructive_size) std::atomic<std::size_t> tail_{0};
-    std::atomic<std::uint32_t> busy_{0};  // single producer only
+    std::atomic<std::size_t> announced_{0};  // single producer only
     // Consumers' ticket counter.
     alignas(detail::destructive_size) std::atomic<std::size_t> head_{0};
     // Read by all, written rarely.

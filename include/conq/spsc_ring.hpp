@@ -25,6 +25,7 @@
 #include <iterator>
 #include <memory>
 #include <optional>
+#include <thread>
 #include <type_traits>
 #include <utility>
 
@@ -119,8 +120,6 @@ public:
     /// in the ring and the exception propagates.
     template <std::forward_iterator It>
     [[nodiscard]] std::size_t try_push_n(It first, It last) {
-        busy_guard busy(*this);
-        if (closed_.load(std::memory_order_relaxed)) return 0;
         const std::size_t want = static_cast<std::size_t>(std::distance(first, last));
         const std::size_t t = tail_.load(std::memory_order_relaxed);
         std::size_t room = capacity() - (t - head_cache_);
@@ -129,11 +128,13 @@ public:
             room = capacity() - (t - head_cache_);
         }
         const std::size_t n = want < room ? want : room;
+        if (n == 0 || !announce(t + n)) return 0;
         std::size_t done = 0;
         try {
             for (; done < n; ++done, ++first) ::new (slot(t + done).bytes) T(std::move(*first));
         } catch (...) {
             publish_tail(t + done, done);
+            announced_.store(t + done, std::memory_order_release);
             throw;
         }
         publish_tail(t + n, n);
@@ -196,17 +197,20 @@ public:
     }
 
 private:
-    // Marks a push in progress, so that a consumer draining a closed ring can
-    // wait for a push that passed its closed check before close() (see
-    // drained()). Two stores to a line only the producer touches.
-    struct busy_guard {
-        spsc_ring& r;
-        explicit busy_guard(spsc_ring& ring) noexcept : r(ring) {
-            r.busy_.store(1, std::memory_order_relaxed);
-            detail::light_barrier();  // the store above before the closed_ load after
+    // A push first announces the tail it is about to publish, then checks
+    // closed_. A consumer draining a closed ring waits until tail_ catches up
+    // with announced_ (see drained()), so a push that passed its closed check
+    // before close() is never stranded. One store to a line only the producer
+    // writes; the light barrier orders it before the closed_ load.
+    bool announce(std::size_t end) noexcept {
+        announced_.store(end, std::memory_order_relaxed);
+        detail::light_barrier();
+        if (closed_.load(std::memory_order_relaxed)) [[unlikely]] {
+            announced_.store(tail_.load(std::memory_order_relaxed), std::memory_order_release);
+            return false;
         }
-        ~busy_guard() { r.busy_.store(0, std::memory_order_release); }
-    };
+        return true;
+    }
 
     void init() noexcept {
         (void)detail::asymmetric_barrier_init();
@@ -230,17 +234,19 @@ private:
 
     template <class... Args>
     bool try_emplace_impl(Args&&... args) {
-        {
-            busy_guard busy(*this);
-            if (closed_.load(std::memory_order_relaxed)) return false;
-            const std::size_t t = tail_.load(std::memory_order_relaxed);
-            if (t - head_cache_ == capacity()) {
-                head_cache_ = head_.load(std::memory_order_acquire);
-                if (t - head_cache_ == capacity()) return false;
-            }
-            ::new (slot(t).bytes) T(std::forward<Args>(args)...);
-            tail_.store(t + 1, std::memory_order_release);
+        const std::size_t t = tail_.load(std::memory_order_relaxed);
+        if (t - head_cache_ == capacity()) {
+            head_cache_ = head_.load(std::memory_order_acquire);
+            if (t - head_cache_ == capacity()) return false;
         }
+        if (!announce(t + 1)) return false;
+        try {
+            ::new (slot(t).bytes) T(std::forward<Args>(args)...);
+        } catch (...) {
+            announced_.store(t, std::memory_order_release);  // unchanged
+            throw;
+        }
+        tail_.store(t + 1, std::memory_order_release);
         not_empty_.notify_one();
         return true;
     }
@@ -272,18 +278,22 @@ private:
     // Consumer side, after seeing closed(): true when no item is left and no
     // push that started before close() can still land.
     bool drained() noexcept {
-        detail::heavy_barrier();  // pairs with the light barrier in busy_guard
-        while (busy_.load(std::memory_order_acquire) != 0) std::this_thread::yield();
-        return tail_.load(std::memory_order_acquire) == head_.load(std::memory_order_relaxed);
+        detail::heavy_barrier();  // pairs with the light barrier in announce()
+        std::size_t t = tail_.load(std::memory_order_acquire);
+        while (announced_.load(std::memory_order_acquire) != t) {
+            std::this_thread::yield();
+            t = tail_.load(std::memory_order_acquire);
+        }
+        return t == head_.load(std::memory_order_relaxed);
     }
 
     // Written by the producer, read by the consumer.
     alignas(detail::destructive_size) std::atomic<std::size_t> tail_{0};
     // Written by the consumer, read by the producer.
     alignas(detail::destructive_size) std::atomic<std::size_t> head_{0};
-    // Producer only (busy_ is read by a consumer draining a closed ring).
+    // Producer only (announced_ is read by a consumer draining a closed ring).
     alignas(detail::destructive_size) std::size_t head_cache_ = 0;
-    std::atomic<std::uint32_t> busy_{0};
+    std::atomic<std::size_t> announced_{0};
     // Consumer only.
     alignas(detail::destructive_size) std::size_t tail_cache_ = 0;
     // Read by both, written rarely.
