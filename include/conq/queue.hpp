@@ -4,8 +4,8 @@
 // (any order, each family at most once) and derives from the container that
 // serves it:
 //
-//   spsc, block/reject                      -> spsc_ring
-//   spsc + drop_oldest, mpsc, spmc, mpmc    -> mpmc_ring in that configuration
+//   spsc                                    -> spsc_ring
+//   mpsc, spmc, mpmc (the default)          -> mpmc_ring in that configuration
 //   priority_order / delay_order            -> not yet available (compile error)
 //
 // and the aliases spsc_queue, mpsc_queue, spmc_queue, mpmc_queue, which fix
@@ -32,9 +32,8 @@ struct queue_container {
     static_assert(is_fifo_order<typename set::order>,
                   "conq::queue: priority_order and delay_order are not yet available; use fifo "
                   "(the default) until conq/priority_queue.hpp and conq/delay_queue.hpp land.");
-    static constexpr bool plain_spsc = std::is_same_v<typename set::concurrency, spsc> &&
-                                       !std::is_same_v<typename set::overflow, drop_oldest>;
-    using type = std::conditional_t<plain_spsc, spsc_ring<T, Policies...>, mpmc_ring<T, Policies...>>;
+    using type = std::conditional_t<std::is_same_v<typename set::concurrency, spsc>,
+                                    spsc_ring<T, Policies...>, mpmc_ring<T, Policies...>>;
 };
 
 }  // namespace detail
