@@ -85,6 +85,7 @@ inline void futex_wake(std::atomic<std::uint32_t>& word, bool all) noexcept {
 // VM), then yields, then sleeps.
 inline constexpr auto blocking_spin_time = std::chrono::microseconds(20);
 inline constexpr auto blocking_yield_time = std::chrono::microseconds(100);
+inline constexpr int blocking_quick_spins = 64;
 inline constexpr int backoff_max_pauses = 64;
 
 /// One condition that threads can wait for. The primary template serves the
@@ -128,6 +129,12 @@ class wait_point<blocking> {
 public:
     template <class Ready>
     bool wait_until(Ready&& ready, deadline_t deadline) noexcept(noexcept(ready())) {
+        // A short wait (the other side is busy, not idle) ends here without
+        // reading the clock at all.
+        for (int i = 0; i < blocking_quick_spins; ++i) {
+            if (ready()) return true;
+            cpu_relax();
+        }
         const auto start = wait_clock::now();
         const auto spin_end = start + blocking_spin_time;
         const auto yield_end = start + blocking_yield_time;
