@@ -100,6 +100,15 @@ public:
     /// Constructs an empty ring with inline storage for capacity<N> items.
     slot_ring() requires(set::inline_storage) : storage_(static_capacity) { init(); }
 
+    /// Without capacity<N> there is nothing to size the ring by: a readable
+    /// error instead of "use of deleted function".
+    template <class Set = set>
+    slot_ring() requires(!Set::inline_storage) : storage_(0) {
+        static_assert(Set::inline_storage,
+                      "conq: this ring has no capacity<N> policy, so its capacity is given to the "
+                      "constructor: write q(1024), or add conq::capacity<1024> to the policies.");
+    }
+
     /// Constructs an empty ring holding up to `capacity` items, rounded up to
     /// a power of two. Allocates once, here; never again.
     /// \throws std::invalid_argument if capacity is 0, std::length_error if
@@ -124,7 +133,9 @@ public:
     // ------------------------------------------------------------ producers
 
     /// Pushes a copy of `v` if there is room (with drop_oldest: always, making
-    /// room). Never blocks. Lock-free with several producers, wait-free with one.
+    /// room). Never blocks. Lock-free with several producers, wait-free with
+    /// one; with drop_oldest it may spin while a consumer finishes taking the
+    /// oldest item.
     /// \returns false if full or closed; then nothing changed.
     [[nodiscard]] bool try_push(const T& v) requires std::is_copy_constructible_v<T> {
         return try_emplace_impl(v);
@@ -142,7 +153,9 @@ public:
     }
 
     /// Moves as many items of [first, last) in as fit, in order, claiming
-    /// their slots with one compare-and-swap. \returns how many (the first
+    /// their slots with one compare-and-swap (several producers) or one
+    /// counter store (one producer); each slot still gets its own turn
+    /// store. With drop_oldest it pushes item by item. \returns how many (the first
     /// ones of the range).
     template <std::forward_iterator It>
     [[nodiscard]] std::size_t try_push_n(It first, It last) {
@@ -204,7 +217,7 @@ public:
         std::size_t pos = 0, n = 0;
         if constexpr (multi_consumer) {
             static_assert(std::is_nothrow_assignable_v<decltype(*out), T&&>,
-                          "conq: try_pop_n with several consumers, assigning a T&& "
+                          "conq: try_pop_n with several consumers (or drop_oldest), assigning a T&& "
                           "through the output iterator must be noexcept.");
             pos = head_.load(std::memory_order_relaxed);
             for (;;) {
