@@ -348,7 +348,12 @@ private:
 
     template <class... Args>
     bool try_emplace_impl(Args&&... args) {
-        if constexpr (multi_producer) {
+        if constexpr (drops && !std::is_nothrow_constructible_v<T, Args&&...>) {
+            // Build the item before dropping anything for it: a constructor
+            // that throws must not cost the oldest item its place.
+            T tmp(std::forward<Args>(args)...);
+            return try_emplace_impl(std::move(tmp));
+        } else if constexpr (multi_producer) {
             if constexpr (std::is_nothrow_constructible_v<T, Args&&...>) {
                 return claim_and_construct(std::forward<Args>(args)...);
             } else {
