@@ -265,8 +265,11 @@ public:
     /// Closes the ring: later pushes fail, pops drain what was accepted and
     /// then return nullopt, and every waiting push and pop wakes. Idempotent.
     void close() noexcept {
-        closed_.store(true, std::memory_order_seq_cst);
+        // The tail bit first: whoever sees closed_ then also sees the final
+        // tail, so a consumer never declares the ring drained while a
+        // producer can still claim a ticket.
         if constexpr (multi_producer) tail_.fetch_or(closed_bit, std::memory_order_seq_cst);
+        closed_.store(true, std::memory_order_seq_cst);
         full_fence();
         not_empty_.notify_all();
         not_full_.notify_all();
