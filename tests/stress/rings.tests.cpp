@@ -268,14 +268,19 @@ std::vector<shape> shapes_for() {
 
 // The capacities a configuration is stressed at: its capacity<N>, or 4
 // and 64 given at run time. Busy-waiting (spin) threads that outnumber the
-// free cores hand over once per time slice, so spin gets only 64: a ring of
-// 4 would turn every fourth item into a context switch (see
-// stress_config.hpp).
+// free cores hand over once per time slice, so spin with more than two
+// threads gets only 64: a ring of 4 would turn every fourth item into a
+// context switch (see stress_config.hpp).
 template <class C>
 std::vector<std::size_t> ring_capacities() {
-    if constexpr (C::inline_storage) return {C::set::capacity::value};
-    else if constexpr (std::is_same_v<typename C::wait, conq::spin>) return {64};
-    else return {4, 64};
+    if constexpr (C::inline_storage) {
+        return {C::set::capacity::value};
+    } else if constexpr (std::is_same_v<typename C::wait, conq::spin> &&
+                         (C::multi_producer || C::multi_consumer)) {
+        return {64};
+    } else {
+        return {4, 64};
+    }
 }
 
 // Runs every style and shape at each capacity.
