@@ -206,7 +206,8 @@ TEST_CASE("concurrent_queue: every queue and ring satisfies it", "[policy]") {
     STATIC_REQUIRE_FALSE(conq::concurrent_queue<int>);
 }
 
-TEST_CASE("queue: the container conq::queue picks (spsc: spsc_ring, else mpmc_ring)", "[policy][queue]") {
+TEST_CASE("queue: the container conq::queue picks (spsc: spsc_ring, else mpmc_ring)",
+          "[policy][queue]") {
     using conq::capacity;
     using conq::mpmc_ring;
     using conq::spsc_ring;

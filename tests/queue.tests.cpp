@@ -57,14 +57,18 @@ TEST_CASE("queue: picks spsc_ring for spsc and mpmc_ring for the others", "[queu
     using conq::mpmc_ring;
     using conq::queue;
     using conq::spsc_ring;
-    STATIC_REQUIRE(std::is_same_v<container_of<queue<int, conq::spsc>>, spsc_ring<int, conq::spsc>>);
+    STATIC_REQUIRE(
+        std::is_same_v<container_of<queue<int, conq::spsc>>, spsc_ring<int, conq::spsc>>);
     STATIC_REQUIRE(std::is_same_v<container_of<conq::spsc_queue<int, capacity<8>, conq::reject>>,
                                   spsc_ring<int, conq::spsc, capacity<8>, conq::reject>>);
     STATIC_REQUIRE(std::is_same_v<container_of<queue<int, conq::spsc, conq::drop_oldest>>,
                                   spsc_ring<int, conq::spsc, conq::drop_oldest>>);
-    STATIC_REQUIRE(std::is_same_v<container_of<queue<int, conq::mpsc>>, mpmc_ring<int, conq::mpsc>>);
-    STATIC_REQUIRE(std::is_same_v<container_of<queue<int, conq::spmc>>, mpmc_ring<int, conq::spmc>>);
-    STATIC_REQUIRE(std::is_same_v<container_of<queue<int, conq::mpmc>>, mpmc_ring<int, conq::mpmc>>);
+    STATIC_REQUIRE(
+        std::is_same_v<container_of<queue<int, conq::mpsc>>, mpmc_ring<int, conq::mpsc>>);
+    STATIC_REQUIRE(
+        std::is_same_v<container_of<queue<int, conq::spmc>>, mpmc_ring<int, conq::spmc>>);
+    STATIC_REQUIRE(
+        std::is_same_v<container_of<queue<int, conq::mpmc>>, mpmc_ring<int, conq::mpmc>>);
     STATIC_REQUIRE(std::is_same_v<container_of<queue<int>>, mpmc_ring<int>>);  // default mpmc
     STATIC_REQUIRE(std::is_same_v<container_of<conq::mpmc_queue<int, conq::blocking>>,
                                   mpmc_ring<int, conq::mpmc, conq::blocking>>);

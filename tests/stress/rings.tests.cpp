@@ -443,6 +443,52 @@ void close_race_all() {
     }
 }
 
+// ------------------------------------------------------- closed is final
+
+/// Once closed() has returned true, every push fails: a thread spins on
+/// closed() while another thread calls close(), then tries to push. Many
+/// fresh rings, so the push lands inside close() now and then (a close()
+/// that publishes "closed" before it stops the producers' ticket counter
+/// lets such a push through, and a consumer that already saw "closed and
+/// drained" never sees its item).
+template <class C>
+void closed_is_final() {
+    using Q = conq_test::ring_t<C, u64>;
+    constexpr std::size_t per_pass = 500;
+    const std::size_t passes = conq_test::for_busy_wait(
+        conq_test::scaled(10), std::is_same_v<typename C::wait, conq::spin>, 2);
+    const std::string what = conq_test::type_name<C>() + " closed is final";
+    INFO(what);
+    conq_test::watchdog dog(what, std::chrono::seconds(120 * conq_test::stress_scale()));
+    long accepted_after_close = 0;
+    for (std::size_t pass = 0; pass < passes; ++pass) {
+        std::vector<std::unique_ptr<Q>> rings;
+        for (std::size_t i = 0; i < per_pass; ++i) rings.push_back(conq_test::make_ring<Q>(4));
+        std::atomic<std::size_t> ready{0};  // the pusher is spinning on ring ready - 1
+        std::atomic<long> accepted{0};
+        std::thread pusher([&] {
+            for (std::size_t i = 0; i < per_pass; ++i) {
+                Q& r = *rings[i];
+                ready.store(i + 1, std::memory_order_release);
+                for (unsigned spins = 0; !r.closed(); ++spins) {
+                    if (spins > 100000) std::this_thread::yield();  // the closer is not running
+                }
+                if (r.try_push(u64{i})) accepted.fetch_add(1, std::memory_order_relaxed);
+            }
+        });
+        for (std::size_t i = 0; i < per_pass; ++i) {
+            while (ready.load(std::memory_order_acquire) <= i) std::this_thread::yield();
+            rings[i]->close();
+        }
+        pusher.join();
+        accepted_after_close += accepted.load();
+        for (auto& r : rings) {  // and nothing of that kind is waiting in a ring
+            if (r->try_pop().has_value()) ++accepted_after_close;
+        }
+    }
+    CHECK(accepted_after_close == 0);
+}
+
 template <class Concurrency>
 using by_wait = std::tuple<config<conq::queue, Concurrency, conq::spin>,
                            config<conq::queue, Concurrency, conq::yield>,
@@ -504,4 +550,9 @@ TEMPLATE_LIST_TEST_CASE("stress drop_oldest: at most once, order kept, drops cou
 TEMPLATE_LIST_TEST_CASE("close race: every accepted item delivered, none after", "[stress][close]",
                         all_configs) {
     close_race_all<TestType>();
+}
+
+TEMPLATE_LIST_TEST_CASE("closed is final: no push succeeds after closed() returned true",
+                        "[stress][close]", all_configs) {
+    closed_is_final<TestType>();
 }

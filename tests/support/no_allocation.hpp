@@ -61,15 +61,15 @@ void no_allocation_after_construction() {
     const bool popped_after = r->pop_for(1h).has_value();
     const long after = allocations();
 
-    CHECK(after - before == 0);
-    CHECK(ok);
-    CHECK(pushed == popped);
-    CHECK_FALSE(timed_pop);
-    CHECK(filled == cap);
-    CHECK_FALSE(timed_push);
-    CHECK_FALSE(closed_push);
-    CHECK(drained == cap);
-    CHECK_FALSE(popped_after);
+    CONQ_CHECK_EQ(after - before, 0);
+    CONQ_CHECK(ok);
+    CONQ_CHECK_EQ(pushed, popped);
+    CONQ_CHECK_FALSE(timed_pop);
+    CONQ_CHECK_EQ(filled, cap);
+    CONQ_CHECK_FALSE(timed_push);
+    CONQ_CHECK_FALSE(closed_push);
+    CONQ_CHECK_EQ(drained, cap);
+    CONQ_CHECK_FALSE(popped_after);
 }
 
 }  // namespace conq_test::contract
