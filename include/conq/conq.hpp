@@ -7,5 +7,7 @@
 #include "conq/policy.hpp"       // IWYU pragma: export
 #include "conq/spsc_ring.hpp"    // IWYU pragma: export
 #include "conq/mpmc_ring.hpp"    // IWYU pragma: export
+#include "conq/priority_queue.hpp"  // IWYU pragma: export
+#include "conq/delay_queue.hpp"     // IWYU pragma: export
 #include "conq/queue.hpp"        // IWYU pragma: export
 #include "conq/version.hpp"      // IWYU pragma: export

@@ -14,6 +14,12 @@
 //   order        fifo, priority_order<Cmp>, delay_order<Clk> default fifo
 //   clock        steady_clock, manual_clock                  default steady_clock
 //
+// and three families that only the ordered containers read:
+//
+//   priority mode  strict, relaxed<C, Stickiness>            default strict
+//   ties           stable (equal priorities in push order)   default: any order
+//   timer storage  timer_heap, timer_wheel<TickNs>           default timer_heap
+//
 // Each family may appear at most once. A type that is not a conqueue policy,
 // a duplicate family, or `capacity<0>` fails to compile with one sentence
 // that names the fix.
@@ -25,10 +31,13 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <mutex>
 #include <optional>
 #include <type_traits>
 
 namespace conq {
+
+class manual_clock;
 
 namespace detail {
 // Family markers. A policy names its family through a member alias
@@ -39,6 +48,9 @@ struct wait_family {};
 struct overflow_family {};
 struct order_family {};
 struct clock_family {};
+struct priority_mode_family {};
+struct ties_family {};
+struct timer_storage_family {};
 
 /// The largest capacity a ring accepts (2^40 items): indices stay far from
 /// overflow and the high bit stays free for the closed flag.
@@ -139,8 +151,28 @@ struct steady_clock {
     [[nodiscard]] time_point now() const noexcept { return std::chrono::steady_clock::now(); }
 };
 
+namespace detail {
+/// Something that sleeps on a manual_clock's time: a queue registers one of
+/// these so that manual_clock::advance() wakes its waiters.
+class clock_listener {
+public:
+    virtual void clock_advanced() noexcept = 0;
+
+protected:
+    ~clock_listener() = default;
+
+private:
+    friend class conq::manual_clock;
+    clock_listener* prev_ = nullptr;
+    clock_listener* next_ = nullptr;
+};
+}  // namespace detail
+
 /// A clock that moves only when told to. Tests of delays and time-outs use it
-/// instead of sleeping. `now()` and `advance()` may be called from any thread.
+/// instead of sleeping: a delay_queue bound to a manual_clock sleeps until
+/// advance() or set() moves the time past its earliest due item. `now()`,
+/// `advance()` and `set()` may be called from any thread. A manual_clock must
+/// outlive the queues bound to it.
 class manual_clock {
 public:
     using conq_policy_family = detail::clock_family;
@@ -150,17 +182,53 @@ public:
 
     manual_clock() = default;
     explicit manual_clock(time_point start) noexcept : now_ns_(start.time_since_epoch().count()) {}
+    manual_clock(const manual_clock&) = delete;
+    manual_clock& operator=(const manual_clock&) = delete;
 
     [[nodiscard]] time_point now() const noexcept {
         return time_point(duration(now_ns_.load(std::memory_order_acquire)));
     }
-    /// Moves time forward by `d` (a negative `d` is ignored: the clock is steady).
+    /// Moves time forward by `d` and wakes every queue bound to this clock
+    /// (a negative `d` is ignored: the clock is steady).
     void advance(duration d) noexcept {
-        if (d.count() > 0) now_ns_.fetch_add(d.count(), std::memory_order_acq_rel);
+        if (d.count() <= 0) return;
+        now_ns_.fetch_add(d.count(), std::memory_order_acq_rel);
+        notify();
+    }
+    /// Moves time forward to `t`; a `t` in the past is ignored.
+    void set(time_point t) noexcept {
+        std::int64_t cur = now_ns_.load(std::memory_order_relaxed);
+        const std::int64_t to = t.time_since_epoch().count();
+        while (cur < to && !now_ns_.compare_exchange_weak(cur, to, std::memory_order_acq_rel)) {
+        }
+        if (cur < to) notify();
+    }
+
+    /// Registers `l` to be told of every advance (used by delay_queue).
+    void subscribe(detail::clock_listener& l) noexcept {
+        std::lock_guard<std::mutex> g(mu_);
+        l.prev_ = nullptr;
+        l.next_ = head_;
+        if (head_) head_->prev_ = &l;
+        head_ = &l;
+    }
+    /// Removes `l`; after it returns, `l` is never called again.
+    void unsubscribe(detail::clock_listener& l) noexcept {
+        std::lock_guard<std::mutex> g(mu_);
+        if (l.prev_) l.prev_->next_ = l.next_; else head_ = l.next_;
+        if (l.next_) l.next_->prev_ = l.prev_;
+        l.prev_ = l.next_ = nullptr;
     }
 
 private:
+    void notify() noexcept {
+        std::lock_guard<std::mutex> g(mu_);
+        for (detail::clock_listener* l = head_; l; l = l->next_) l->clock_advanced();
+    }
+
     std::atomic<std::int64_t> now_ns_{0};
+    std::mutex mu_;
+    detail::clock_listener* head_ = nullptr;
 };
 
 /// A clock usable by conqueue: an object with `now()` whose time never runs
@@ -193,6 +261,58 @@ struct delay_order {
                   "have now(); use conq::steady_clock or conq::manual_clock.");
     using conq_policy_family = detail::order_family;
     using clock = Clock;
+};
+
+// ------------------------------------------------------------- priority mode
+
+/// priority_queue: every pop returns a top element at the moment it takes
+/// effect (linearizable). The default.
+struct strict {
+    using conq_policy_family = detail::priority_mode_family;
+};
+/// priority_queue: a MultiQueue of C shards per hardware thread; a pop takes
+/// the better top of two randomly chosen shards, so it may return an element
+/// a little below the true top (see docs/priority-and-delay.md for the rank
+/// error). Each thread keeps its shard choice for `Stickiness` operations.
+/// Scales with threads where a strict queue cannot.
+template <unsigned C = 4, unsigned Stickiness = 8>
+struct relaxed {
+    static_assert(C >= 1, "conq::relaxed<C, Stickiness>: C (shards per thread) must be at least 1.");
+    static_assert(Stickiness >= 1,
+                  "conq::relaxed<C, Stickiness>: Stickiness must be at least 1 (1 picks new shards "
+                  "for every operation).");
+    using conq_policy_family = detail::priority_mode_family;
+    static constexpr unsigned shards_per_thread = C;
+    static constexpr unsigned stickiness = Stickiness;
+};
+
+// ----------------------------------------------------------------------- ties
+
+/// priority_queue: elements of equal priority come out in the order they
+/// were pushed (priority, then age, as beanstalkd orders jobs). Each element
+/// carries a 64-bit number, and a push takes the queue's lock instead of
+/// publishing and leaving. Without it equal elements come out in
+/// any order. delay_queue is always stable.
+struct stable {
+    using conq_policy_family = detail::ties_family;
+};
+
+// -------------------------------------------------------------- timer storage
+
+/// delay_queue: a 4-ary min-heap of (due time, push order): exact,
+/// O(log n) schedule, cancel and pop. The default.
+struct timer_heap {
+    using conq_policy_family = detail::timer_storage_family;
+};
+/// delay_queue: a hierarchical timing wheel (64 slots per level, ticks of
+/// `TickNs` nanoseconds): O(1) schedule and cancel, for very many timers
+/// that are mostly cancelled. Delivery stays exact (same order and times as
+/// timer_heap); the tick only sets how timers are bucketed.
+template <std::int64_t TickNs = 1'000'000>
+struct timer_wheel {
+    static_assert(TickNs > 0, "conq::timer_wheel<TickNs>: the tick must be at least 1 ns.");
+    using conq_policy_family = detail::timer_storage_family;
+    static constexpr std::int64_t tick_ns = TickNs;
 };
 
 // ------------------------------------------------------------- policy lookup
@@ -253,6 +373,12 @@ struct policy_set {
     static_assert(family_count<clock_family, Ps...> <= 1,
                   "conq: more than one clock policy was given; keep one of steady_clock, "
                   "manual_clock.");
+    static_assert(family_count<priority_mode_family, Ps...> <= 1,
+                  "conq: more than one priority mode was given; keep one of strict, relaxed<...>.");
+    static_assert(family_count<ties_family, Ps...> <= 1, "conq: stable was given twice; keep one.");
+    static_assert(family_count<timer_storage_family, Ps...> <= 1,
+                  "conq: more than one timer storage was given; keep one of timer_heap, "
+                  "timer_wheel<...>.");
 
     using concurrency = typename find_policy<concurrency_family, mpmc, Ps...>::type;
     using capacity = typename find_policy<capacity_family, runtime_capacity, Ps...>::type;
@@ -260,9 +386,16 @@ struct policy_set {
     using overflow = typename find_policy<overflow_family, block, Ps...>::type;
     using order = typename find_policy<order_family, fifo, Ps...>::type;
     using clock = typename find_policy<clock_family, steady_clock, Ps...>::type;
+    using priority_mode = typename find_policy<priority_mode_family, strict, Ps...>::type;
+    using timer_storage = typename find_policy<timer_storage_family, timer_heap, Ps...>::type;
 
     static constexpr bool has_concurrency = family_count<concurrency_family, Ps...> == 1;
     static constexpr bool has_clock = family_count<clock_family, Ps...> == 1;
+    static constexpr bool has_wait = family_count<wait_family, Ps...> == 1;
+    static constexpr bool has_overflow = family_count<overflow_family, Ps...> == 1;
+    static constexpr bool has_priority_mode = family_count<priority_mode_family, Ps...> == 1;
+    static constexpr bool has_timer_storage = family_count<timer_storage_family, Ps...> == 1;
+    static constexpr bool is_stable = family_count<ties_family, Ps...> == 1;
     static constexpr bool inline_storage = capacity::value != 0;
 };
 

@@ -70,8 +70,11 @@ class slot_ring : public ring_front<slot_ring<T, Concurrency, Policies...>, T,
                   "constructor must be noexcept: a thread that claimed a slot could not give it "
                   "back if the move threw. Mark it noexcept, or store std::unique_ptr<T>.");
     static_assert(std::is_same_v<typename set::order, fifo>,
-                  "conq: rings are FIFO; priority_order and delay_order are not yet "
-                  "available, remove the order policy.");
+                  "conq: rings are FIFO; for priority_order or delay_order use conq::queue, "
+                  "conq::priority_queue or conq::delay_queue.");
+    static_assert(!set::has_priority_mode && !set::is_stable && !set::has_timer_storage,
+                  "conq: strict, relaxed, stable, timer_heap and timer_wheel apply to priority and "
+                  "delay queues, not to rings; remove them.");
     static_assert(!set::has_clock,
                   "conq: a clock policy only applies to delay_order; rings time "
                   "push_for/pop_for with std::chrono::steady_clock, so remove the clock policy.");

@@ -1,17 +1,16 @@
-// expect: conq::queue: priority_order and delay_order are not yet available
+// expect: a delay queue sleeps until the next due time; spin and yield do not apply
 //
-// priority_order is named in policy.hpp but no container serves it yet.
 // Built with CONQ_COMPILE_FAIL_CONTROL defined, the same code with a valid
 // policy list must compile (tests/CMakeLists.txt checks both).
 #include <conq/queue.hpp>
 
 #ifdef CONQ_COMPILE_FAIL_CONTROL
-using queue_type = conq::queue<int, conq::fifo>;
+using queue_type = conq::queue<int, conq::mpsc, conq::delay_order<>, conq::blocking>;
 #else
-using queue_type = conq::queue<int, conq::priority_order<>>;
+using queue_type = conq::queue<int, conq::mpsc, conq::delay_order<>, conq::spin>;
 #endif
 
 bool compile_fail_case() {
-    queue_type q(8);
+    queue_type q;
     return q.try_push(1) && q.try_pop().has_value();
 }
