@@ -33,32 +33,19 @@
 
 #include <benchmark/benchmark.h>
 
-#include <pthread.h>
-#include <sched.h>
-
 #include <algorithm>
-#include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <cstdint>
-#include <cstdio>
-#include <cstdlib>
-#include <fstream>
-#include <mutex>
-#include <optional>
-#include <sstream>
+#include <memory>
 #include <string>
-#include <string_view>
 #include <thread>
 #include <vector>
 
 #include "adapters.hpp"
-#include "conq/version.hpp"
+#include "bench_common.hpp"
 
 namespace conq_bench {
 namespace {
-
-using clock_type = std::chrono::steady_clock;
 
 // ------------------------------------------------------------ configuration
 
@@ -73,53 +60,6 @@ struct config {
 config& settings() {
     static config c;
     return c;
-}
-
-// Concatenates strings with append() only: g++ 12 reports a false
-// -Wrestrict for `"literal" + std::string` at -O3 (GCC bug 105651).
-template <class... Parts>
-std::string cat(const Parts&... parts) {
-    std::string out;
-    (out.append(std::string_view(parts)), ...);
-    return out;
-}
-
-[[noreturn]] void usage_error(const std::string& what) {
-    std::fprintf(stderr, "conq_ring_bench: %s\n", what.c_str());
-    std::exit(2);
-}
-
-std::uint64_t parse_count(const std::string& name, const std::string& text, std::uint64_t min) {
-    char* end = nullptr;
-    const unsigned long long v = std::strtoull(text.c_str(), &end, 10);
-    if (text.empty() || *end != '\0' || v < min) {
-        usage_error(
-            cat(name, " must be an integer >= ", std::to_string(min), " (got \"", text, "\")"));
-    }
-    return v;
-}
-
-std::vector<int> parse_cpus(const std::string& name, const std::string& text) {
-    std::vector<int> out;
-    std::stringstream ss(text);
-    std::string part;
-    while (std::getline(ss, part, ',')) {
-        out.push_back(static_cast<int>(parse_count(name, part, 0)));
-    }
-    if (out.empty()) usage_error(cat(name, " must list at least one CPU, e.g. 0,1"));
-    return out;
-}
-
-std::vector<int> allowed_cpus() {
-    std::vector<int> out;
-    cpu_set_t set;
-    CPU_ZERO(&set);
-    if (sched_getaffinity(0, sizeof set, &set) == 0) {
-        for (int i = 0; i < CPU_SETSIZE; ++i) {
-            if (CPU_ISSET(i, &set)) out.push_back(i);
-        }
-    }
-    return out;
 }
 
 // Reads our own --conq_* flags (removing them from argv) on top of the
@@ -142,28 +82,13 @@ void read_settings(int& argc, char** argv) {
             return false;
         return true;
     };
-    const std::pair<const char*, const char*> env[] = {{"items", "CONQ_BENCH_ITEMS"},
-                                                       {"rounds", "CONQ_BENCH_ROUNDS"},
-                                                       {"max_threads", "CONQ_BENCH_MAX_THREADS"},
-                                                       {"cpus", "CONQ_BENCH_CPUS"},
-                                                       {"timeout_s", "CONQ_BENCH_TIMEOUT_S"}};
-    for (const auto& [key, var] : env) {
-        if (const char* v = std::getenv(var); v != nullptr && *v != '\0') apply(key, v);
-    }
-    int kept = 1;
-    for (int i = 1; i < argc; ++i) {
-        const std::string_view arg = argv[i];
-        const auto eq = arg.find('=');
-        if (arg.starts_with("--conq_") && eq != std::string_view::npos) {
-            if (!apply(std::string(arg.substr(7, eq - 7)), std::string(arg.substr(eq + 1)))) {
-                usage_error(cat("unknown flag ", arg));
-            }
-            continue;
-        }
-        argv[kept++] = argv[i];
-    }
-    argc = kept;
-    argv[argc] = nullptr;
+    read_flags(argc, argv,
+               {{"items", "CONQ_BENCH_ITEMS"},
+                {"rounds", "CONQ_BENCH_ROUNDS"},
+                {"max_threads", "CONQ_BENCH_MAX_THREADS"},
+                {"cpus", "CONQ_BENCH_CPUS"},
+                {"timeout_s", "CONQ_BENCH_TIMEOUT_S"}},
+               apply);
 }
 
 std::uint64_t scaled(std::uint64_t n, speed rate) {
@@ -193,82 +118,6 @@ int consumer_cpu(int i) {
     if (cpus.size() < 2) return -1;
     return cpus[static_cast<std::size_t>(2 * i + 1) % cpus.size()];
 }
-
-std::atomic<bool> pin_warned{false};
-
-/// Set when any run fails its check: the program then exits with status 1.
-std::atomic<bool> any_failed{false};
-
-void fail(benchmark::State& state, const std::string& error) {
-    any_failed.store(true);
-    state.SkipWithError(error.c_str());
-}
-
-void pin_this_thread(int cpu) {
-    if (cpu < 0) return;
-    cpu_set_t set;
-    CPU_ZERO(&set);
-    CPU_SET(cpu, &set);
-    if (pthread_setaffinity_np(pthread_self(), sizeof set, &set) != 0 &&
-        !pin_warned.exchange(true)) {
-        std::fprintf(stderr,
-                     "conq_ring_bench: could not pin a thread to CPU %d; running unpinned\n", cpu);
-    }
-}
-
-/// Workers arrive and park (yielding, so the main thread gets a CPU); the
-/// main thread waits until all arrived, reads the clock, and opens it.
-class start_gate {
-public:
-    explicit start_gate(int workers) : expected_(workers) {}
-    void arrive_and_wait() noexcept {
-        arrived_.fetch_add(1, std::memory_order_acq_rel);
-        while (!open_.load(std::memory_order_acquire)) std::this_thread::yield();
-    }
-    clock_type::time_point open() noexcept {
-        while (arrived_.load(std::memory_order_acquire) < expected_) std::this_thread::yield();
-        const auto t0 = clock_type::now();
-        open_.store(true, std::memory_order_release);
-        return t0;
-    }
-
-private:
-    const int expected_;
-    std::atomic<int> arrived_{0};
-    std::atomic<bool> open_{false};
-};
-
-/// Counts finished workers; the main thread sleeps on it with a deadline, so
-/// a queue that loses an item (and leaves a consumer waiting forever) ends
-/// the process with a message instead of hanging it.
-class finish_line {
-public:
-    explicit finish_line(int workers) : left_(workers) {}
-    void cross() {
-        {
-            std::lock_guard lock(mutex_);
-            --left_;
-        }
-        cv_.notify_one();
-    }
-    void wait_or_abort(const std::string& what) {
-        std::unique_lock lock(mutex_);
-        if (!cv_.wait_for(lock, std::chrono::seconds(settings().timeout_s),
-                          [&] { return left_ == 0; })) {
-            std::fprintf(stderr,
-                         "conq_ring_bench: %s did not finish within %d s (an item lost or a "
-                         "thread starved); aborting\n",
-                         what.c_str(), settings().timeout_s);
-            std::fflush(stderr);
-            std::_Exit(3);
-        }
-    }
-
-private:
-    std::mutex mutex_;
-    std::condition_variable cv_;
-    int left_;
-};
 
 // --------------------------------------------------------------- scenarios
 
@@ -322,7 +171,7 @@ run_result throughput_once(const std::string& what, int producers, int consumers
                            std::uint64_t items) {
     auto queue = std::make_unique<A>();
     start_gate gate(producers + consumers);
-    finish_line finish(producers + consumers);
+    finish_line finish(producers + consumers, settings().timeout_s);
     std::vector<checksum> sums(static_cast<std::size_t>(consumers));
     std::vector<clock_type::time_point> ends(static_cast<std::size_t>(consumers));
     std::vector<std::thread> threads;
@@ -379,7 +228,7 @@ run_result round_trip_once(const std::string& what, std::uint64_t rounds) {
     auto there = std::make_unique<A>();
     auto back = std::make_unique<A>();
     start_gate gate(2);
-    finish_line finish(2);
+    finish_line finish(2, settings().timeout_s);
     double seconds = 0;
     std::uint64_t wrong = 0;
 
@@ -416,18 +265,6 @@ run_result round_trip_once(const std::string& what, std::uint64_t rounds) {
 }
 
 // ------------------------------------------------------------- registration
-
-double stat_min(const std::vector<double>& v) { return *std::min_element(v.begin(), v.end()); }
-double stat_max(const std::vector<double>& v) { return *std::max_element(v.begin(), v.end()); }
-
-benchmark::internal::Benchmark* common(benchmark::internal::Benchmark* b,
-                                       benchmark::TimeUnit unit) {
-    return b->UseManualTime()
-        ->Iterations(1)
-        ->Unit(unit)
-        ->ComputeStatistics("min", stat_min)
-        ->ComputeStatistics("max", stat_max);
-}
 
 template <class A>
 void register_throughput(int producers, int consumers, std::uint64_t items) {
@@ -525,36 +362,8 @@ void register_benchmarks() {
 
 // ------------------------------------------------------------------ context
 
-std::string cpu_model() {
-    std::ifstream in("/proc/cpuinfo");
-    std::string line;
-    while (std::getline(in, line)) {
-        if (line.starts_with("model name")) {
-            const auto colon = line.find(':');
-            if (colon != std::string::npos) {
-                std::string v = line.substr(colon + 1);
-                v.erase(0, v.find_first_not_of(" \t"));
-                return v;
-            }
-        }
-    }
-    return "unknown";
-}
-
-// Joins with `sep` (append() only, as cat()).
-std::string join(const std::vector<std::string>& parts, const char* sep) {
-    std::string out;
-    for (const auto& p : parts) {
-        if (!out.empty()) out.append(sep);
-        out.append(p);
-    }
-    return out;
-}
-
 void add_context() {
     const config& c = settings();
-    std::vector<std::string> cpus;
-    for (int cpu : c.cpus) cpus.push_back(std::to_string(cpu));
     std::vector<std::string> peers;
 #if defined(CONQ_BENCH_HAVE_BOOST)
     peers.push_back(cat("Boost ", std::to_string(BOOST_VERSION / 100000), ".",
@@ -570,40 +379,19 @@ void add_context() {
 #if defined(CONQ_BENCH_HAVE_READERWRITERQUEUE)
     peers.push_back("moodycamel readerwriterqueue");
 #endif
-    benchmark::AddCustomContext("conq_version", join({std::to_string(CONQ_VERSION_MAJOR),
-                                                      std::to_string(CONQ_VERSION_MINOR),
-                                                      std::to_string(CONQ_VERSION_PATCH)},
-                                                     "."));
-    benchmark::AddCustomContext("conq_cpu_model", cpu_model());
-    benchmark::AddCustomContext("conq_cpus", cpus.size() < 2 ? "unpinned" : join(cpus, ","));
+    add_common_context(c.cpus);
     benchmark::AddCustomContext("conq_items_1p1c", std::to_string(c.items));
     benchmark::AddCustomContext("conq_items_mpmc", std::to_string(c.items / 2));
     benchmark::AddCustomContext("conq_rtt_rounds", std::to_string(c.rounds));
     benchmark::AddCustomContext("conq_capacity", std::to_string(ring_capacity));
     benchmark::AddCustomContext("conq_peers", peers.empty() ? "none" : join(peers, ", "));
-    benchmark::AddCustomContext("conq_compiler",
-#if defined(__clang__)
-                                "clang " __clang_version__
-#elif defined(__GNUC__)
-                                "g++ " __VERSION__
-#else
-                                "unknown"
-#endif
-    );
-#if defined(CONQ_BENCH_BUILD_TYPE)
-    benchmark::AddCustomContext("conq_build_type", CONQ_BENCH_BUILD_TYPE);
-#endif
-#if defined(__OPTIMIZE__) && defined(NDEBUG)
-    benchmark::AddCustomContext("conq_optimized", "yes (NDEBUG)");
-#else
-    benchmark::AddCustomContext("conq_optimized", "NO: build in Release for meaningful numbers");
-#endif
 }
 
 }  // namespace
 }  // namespace conq_bench
 
 int main(int argc, char** argv) {
+    conq_bench::program_name = "conq_ring_bench";
     conq_bench::read_settings(argc, argv);
     conq_bench::register_benchmarks();
     benchmark::Initialize(&argc, argv);
