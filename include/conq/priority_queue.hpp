@@ -168,6 +168,30 @@ inline std::size_t checked_bound(const char* who, std::size_t requested) {
 
 enum class pop_status { item, empty, drained };
 
+/// The element count of a bounded ordered queue: places are reserved before
+/// an element goes in (a full queue refuses it) and released after a pop.
+/// Unbounded queues (bound == SIZE_MAX) never touch it.
+class bound_counter {
+public:
+    static constexpr std::size_t none = std::numeric_limits<std::size_t>::max();
+    bool reserve(std::size_t bound) noexcept {
+        if (bound == none) return true;
+        if (n_.fetch_add(1, std::memory_order_acquire) >= bound) {
+            n_.fetch_sub(1, std::memory_order_relaxed);
+            return false;
+        }
+        return true;
+    }
+    void unreserve(std::size_t bound) noexcept {
+        if (bound != none) n_.fetch_sub(1, std::memory_order_relaxed);
+    }
+    void release(std::size_t n) noexcept { n_.fetch_sub(n, std::memory_order_release); }
+    [[nodiscard]] std::size_t load() const noexcept { return n_.load(std::memory_order_relaxed); }
+
+private:
+    std::atomic<std::size_t> n_{0};
+};
+
 /// A failed push leaves an rvalue T argument as it was: the element that was
 /// built from it goes back.
 template <class T, class... Args>
@@ -235,7 +259,7 @@ public:
     [[nodiscard]] std::size_t capacity() const noexcept { return bound_; }
     /// A snapshot of the number of elements; may be stale when it returns.
     [[nodiscard]] std::size_t size_approx() const noexcept {
-        if (bound_ != unbounded) return count_.load(std::memory_order_relaxed);
+        if (bound_ != unbounded) return count_.load();
         return heap_size_.load(std::memory_order_relaxed) +
                static_cast<std::size_t>(std::popcount(pending_.load(std::memory_order_relaxed)));
     }
@@ -339,7 +363,7 @@ protected:
             publish_size();
         }
         if (bound_ != unbounded && n) {
-            count_.fetch_sub(n, std::memory_order_release);
+            count_.release(n);
             if (n == 1) not_full_.notify_one(); else not_full_.notify_all();
         }
         return n;
@@ -351,7 +375,7 @@ protected:
                closed_.load(std::memory_order_relaxed);
     }
     [[nodiscard]] bool push_ready() const noexcept {
-        return bound_ == unbounded || count_.load(std::memory_order_relaxed) < bound_ ||
+        return bound_ == unbounded || count_.load() < bound_ ||
                closed_.load(std::memory_order_relaxed);
     }
 
@@ -364,20 +388,11 @@ private:
         ~guard() { q->unlock_and_recheck(); }
     };
 
-    bool reserve_one() noexcept {
-        if (bound_ == unbounded) return true;
-        if (count_.fetch_add(1, std::memory_order_acquire) >= bound_) {
-            count_.fetch_sub(1, std::memory_order_relaxed);
-            return false;
-        }
-        return true;
-    }
-    void unreserve_one() noexcept {
-        if (bound_ != unbounded) count_.fetch_sub(1, std::memory_order_relaxed);
-    }
+    bool reserve_one() noexcept { return count_.reserve(bound_); }
+    void unreserve_one() noexcept { count_.unreserve(bound_); }
     void released_one() noexcept {
         if (bound_ != unbounded) {
-            count_.fetch_sub(1, std::memory_order_release);
+            count_.release(1);
             not_full_.notify_one();
         }
     }
@@ -530,7 +545,7 @@ private:
     alignas(destructive_size) heap_type heap_;
     std::uint64_t next_seq_ = 0;  // stable: the next push number (holder only)
     const std::size_t bound_;
-    alignas(destructive_size) std::atomic<std::size_t> count_{0};
+    alignas(destructive_size) bound_counter count_;
     alignas(destructive_size) std::atomic<bool> closed_{false};
     request slots_[slot_count];
 };
@@ -570,7 +585,7 @@ public:
 
     [[nodiscard]] std::size_t capacity() const noexcept { return bound_; }
     [[nodiscard]] std::size_t size_approx() const noexcept {
-        if (bound_ != unbounded) return count_.load(std::memory_order_relaxed);
+        if (bound_ != unbounded) return count_.load();
         std::size_t s = 0;
         for (std::size_t i = 0; i < n_; ++i) s += shards_[i].size.load(std::memory_order_relaxed);
         return s;
@@ -716,7 +731,7 @@ protected:
         return false;
     }
     [[nodiscard]] bool push_ready() const noexcept {
-        return bound_ == unbounded || count_.load(std::memory_order_relaxed) < bound_ ||
+        return bound_ == unbounded || count_.load() < bound_ ||
                closed_.load(std::memory_order_relaxed);
     }
 
@@ -734,20 +749,11 @@ private:
     }
     std::size_t pick() const noexcept { return static_cast<std::size_t>(thread_random() % n_); }
 
-    bool reserve_one() noexcept {
-        if (bound_ == unbounded) return true;
-        if (count_.fetch_add(1, std::memory_order_acquire) >= bound_) {
-            count_.fetch_sub(1, std::memory_order_relaxed);
-            return false;
-        }
-        return true;
-    }
-    void unreserve_one() noexcept {
-        if (bound_ != unbounded) count_.fetch_sub(1, std::memory_order_relaxed);
-    }
+    bool reserve_one() noexcept { return count_.reserve(bound_); }
+    void unreserve_one() noexcept { count_.unreserve(bound_); }
     void released(std::size_t n) noexcept {
         if (bound_ != unbounded) {
-            count_.fetch_sub(n, std::memory_order_release);
+            count_.release(n);
             not_full_.notify_one();
         }
     }
@@ -756,7 +762,7 @@ private:
     std::size_t n_ = 0;
     std::size_t per_shard_ = 0;  // bounded: room reserved in each heap
     const std::size_t bound_;
-    alignas(destructive_size) std::atomic<std::size_t> count_{0};
+    alignas(destructive_size) bound_counter count_;
     alignas(destructive_size) std::atomic<bool> closed_{false};
 };
 

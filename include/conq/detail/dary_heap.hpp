@@ -95,11 +95,13 @@ private:
     }
 
     void sift_up(std::size_t i) noexcept {
-        if (i == 0) {
-            moved_(v_[0], 0);
-            return;
-        }
         E e = std::move(v_[i]);
+        hole_up(i, std::move(e));
+    }
+
+    // Fills the hole at i with e, moving the hole up past every parent that
+    // e comes before.
+    void hole_up(std::size_t i, E&& e) noexcept {
         while (i > 0) {
             const std::size_t p = parent(i);
             if (!before_(e, v_[p])) break;
@@ -151,13 +153,7 @@ private:
             place(i, std::move(v_[c]));
             i = c;
         }
-        while (i > 0) {
-            const std::size_t p = parent(i);
-            if (!before_(e, v_[p])) break;
-            place(i, std::move(v_[p]));
-            i = p;
-        }
-        place(i, std::move(e));
+        hole_up(i, std::move(e));
     }
 
     // Fills the hole at i (its element was moved out) with the last element.
@@ -169,19 +165,10 @@ private:
         }
         E e = std::move(v_[last]);
         v_.pop_back();
-        const std::size_t n = last;
         if (i > 0 && before_(e, v_[parent(i)])) {
-            // Only after an erase in the middle: e belongs above i.
-            while (i > 0) {
-                const std::size_t p = parent(i);
-                if (!before_(e, v_[p])) break;
-                place(i, std::move(v_[p]));
-                i = p;
-            }
-            place(i, std::move(e));
+            hole_up(i, std::move(e));  // only after an erase in the middle
             return;
         }
-        (void)n;
         fill_hole(i, std::move(e));
     }
 
