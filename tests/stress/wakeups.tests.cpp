@@ -26,6 +26,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "blocked_waiters.hpp"
 #include "conq_catch.hpp"
 #include "counted.hpp"
 #include "ring_configs.hpp"
@@ -39,16 +40,10 @@ using conq_test::counted;
 using u64 = std::uint64_t;
 using namespace std::chrono_literals;
 
-constexpr auto forever = std::chrono::hours(1);
+using conq_test::forever;
+using conq_test::let_them_block;
 constexpr std::size_t ring_capacity = 4;
 
-/// Waits until `n` threads have passed their latch, then a little longer so
-/// that they reach their wait (and, with `blocking`, sleep in the kernel).
-/// The caller then checks that none of them has returned.
-void let_them_block(std::latch& started) {
-    started.wait();
-    std::this_thread::sleep_for(10ms);
-}
 
 template <class C>
 std::string name_of(const char* what, bool timed) {
@@ -113,23 +108,7 @@ void close_wakes_blocked_consumers(bool timed) {
     conq_test::watchdog dog(what, std::chrono::seconds(30));
     auto q = conq_test::make_ring<conq_test::ring_t<C, u64>>(ring_capacity);
     constexpr std::size_t n = consumers_for<C>();
-    std::latch started(n);
-    std::atomic<int> returned{0}, got_item{0};
-    std::vector<std::thread> threads;
-    for (std::size_t c = 0; c < n; ++c) {
-        threads.emplace_back([&] {
-            started.count_down();
-            const auto v = timed ? q->pop_for(forever) : q->pop();
-            if (v) got_item.fetch_add(1);
-            returned.fetch_add(1);
-        });
-    }
-    let_them_block(started);
-    CHECK(returned.load() == 0);  // the ring is empty: they must wait
-    q->close();
-    for (auto& t : threads) t.join();
-    CHECK(returned.load() == static_cast<int>(n));
-    CHECK(got_item.load() == 0);
+    conq_test::check_close_releases_consumers(*q, n, timed);
 }
 
 // ------------------------------------------------- the other side acts
