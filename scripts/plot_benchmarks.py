@@ -285,13 +285,14 @@ def plot(context, results, png, note):
     plt.close(fig)
 
 
-def update_doc(path, block):
+def update_doc(path, block, begin=BEGIN_MARK, end_mark=END_MARK, who="plot_benchmarks"):
+    """Replaces what lies between the begin and end markers of a Markdown file."""
     with open(path, encoding="utf-8") as f:
         text = f.read()
-    start, end = text.find(BEGIN_MARK), text.find(END_MARK)
+    start, end = text.find(begin), text.find(end_mark)
     if start < 0 or end < start:
-        raise SystemExit(f"plot_benchmarks: {path} lacks the {BEGIN_MARK} ... {END_MARK} markers")
-    text = text[:start + len(BEGIN_MARK)] + "\n" + block + text[end:]
+        raise SystemExit(f"{who}: {path} lacks the {begin} ... {end_mark} markers")
+    text = text[:start + len(begin)] + "\n" + block + text[end:]
     with open(path, "w", encoding="utf-8") as f:
         f.write(text)
 

@@ -38,7 +38,7 @@ import statistics
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from plot_benchmarks import fmt, machine, run_date  # noqa: E402  (shared helpers)
+from plot_benchmarks import fmt, machine, run_date, update_doc  # noqa: E402  (shared helpers)
 
 BEGIN_MARK = "<!-- BEGIN priority-results -->"
 END_MARK = "<!-- END priority-results -->"
@@ -311,17 +311,6 @@ def plot(pq_context, pq, dq_context, dq, png, note):
     plt.close(fig)
 
 
-def update_doc(path, block):
-    with open(path, encoding="utf-8") as f:
-        text = f.read()
-    start, end = text.find(BEGIN_MARK), text.find(END_MARK)
-    if start < 0 or end < start:
-        raise SystemExit(f"tables_priority: {path} lacks the {BEGIN_MARK} ... {END_MARK} markers")
-    text = text[:start + len(BEGIN_MARK)] + "\n" + block + text[end:]
-    with open(path, "w", encoding="utf-8") as f:
-        f.write(text)
-
-
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--priority", help="conq_priority_bench --benchmark_out JSON file")
@@ -356,7 +345,7 @@ def main():
         with open(args.markdown, "w", encoding="utf-8") as f:
             f.write(block)
     if args.update_doc:
-        update_doc(args.update_doc, block)
+        update_doc(args.update_doc, block, BEGIN_MARK, END_MARK, "tables_priority")
     if args.png:
         plot(pq_context, pq, dq_context, dq, args.png, args.note)
     if not args.markdown and not args.update_doc:
