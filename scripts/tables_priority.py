@@ -34,11 +34,10 @@ import collections
 import json
 import os
 import re
-import statistics
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from plot_benchmarks import fmt, machine, run_date, update_doc  # noqa: E402  (shared helpers)
+from plot_benchmarks import Result, fmt, machine, run_date, update_doc  # noqa: E402  (shared helpers)
 
 BEGIN_MARK = "<!-- BEGIN priority-results -->"
 END_MARK = "<!-- END priority-results -->"
@@ -69,27 +68,12 @@ DELAY_SCENARIOS = collections.OrderedDict([
 STORAGE_COLOURS = {"timer_heap": "#1f77b4", "timer_wheel": "#ff7f0e"}
 
 
-class Series:
-    """The repetitions of one benchmark."""
+class Series(Result):
+    """The repetitions of one benchmark, plus their extra counters."""
 
     def __init__(self):
-        self.values = []      # the main figure of each repetition
+        super().__init__()
         self.extra = collections.defaultdict(list)
-        self.label = ""
-        self.errors = []
-        self.order = 0
-
-    @property
-    def median(self):
-        return statistics.median(self.values)
-
-    @property
-    def low(self):
-        return min(self.values)
-
-    @property
-    def high(self):
-        return max(self.values)
 
 
 def load(path):

@@ -433,9 +433,9 @@ public:
     /// At most `capacity` pending items. \throws std::invalid_argument if 0.
     explicit delay_queue(std::size_t capacity) requires(!set::inline_storage &&
                                                         std::is_default_constructible_v<clock_type>)
-        : delay_queue(own_tag{}, nullptr, checked(capacity)) {}
+        : delay_queue(own_tag{}, nullptr, detail::checked_bound("conq::delay_queue", capacity)) {}
     delay_queue(clock_type& clock, std::size_t capacity) requires(!set::inline_storage)
-        : delay_queue(own_tag{}, &clock, checked(capacity)) {}
+        : delay_queue(own_tag{}, &clock, detail::checked_bound("conq::delay_queue", capacity)) {}
 
     delay_queue(const delay_queue&) = delete;
     delay_queue& operator=(const delay_queue&) = delete;
@@ -631,11 +631,6 @@ private:
             slab_.reserve(bound_);
             timers_.reserve(bound_);
         }
-    }
-
-    static std::size_t checked(std::size_t capacity) {
-        if (capacity == 0) throw std::invalid_argument("conq::delay_queue: capacity must be greater than zero");
-        return capacity;
     }
 
     static std::int64_t ns(time_point t) noexcept {

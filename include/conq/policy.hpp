@@ -392,7 +392,6 @@ struct policy_set {
     static constexpr bool has_concurrency = family_count<concurrency_family, Ps...> == 1;
     static constexpr bool has_clock = family_count<clock_family, Ps...> == 1;
     static constexpr bool has_wait = family_count<wait_family, Ps...> == 1;
-    static constexpr bool has_overflow = family_count<overflow_family, Ps...> == 1;
     static constexpr bool has_priority_mode = family_count<priority_mode_family, Ps...> == 1;
     static constexpr bool has_timer_storage = family_count<timer_storage_family, Ps...> == 1;
     static constexpr bool is_stable = family_count<ties_family, Ps...> == 1;

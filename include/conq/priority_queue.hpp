@@ -159,14 +159,6 @@ inline std::uint64_t thread_random() noexcept {
     return state * 0x2545f4914f6cdd1dULL;
 }
 
-/// Validates a runtime capacity of an ordered queue (no rounding).
-inline std::size_t checked_bound(const char* who, std::size_t requested) {
-    if (requested == 0) {
-        throw std::invalid_argument(std::string(who) + ": capacity must be greater than zero");
-    }
-    return requested;
-}
-
 enum class pop_status { item, empty, drained };
 
 /// The element count of a bounded ordered queue: places are reserved before
@@ -619,8 +611,8 @@ protected:
             if (st.push_left == 0) {
                 // First choice: the heap this thread pops from, so that a pop
                 // soon after often takes the element still held outside the
-                // heap (about 25% more operations per second at 2 threads,
-                // the same rank error). Then random heaps; after many misses
+                // heap (more operations per second, the same rank error:
+                // docs/priority-and-delay.md). Then random heaps; after many misses
                 // (every heap locked or full), walk them in turn.
                 if (tries == 0 && st.pop_left != 0) st.push_shard = st.pop_a;
                 else st.push_shard = tries < 64 ? pick() : st.push_shard + 1;

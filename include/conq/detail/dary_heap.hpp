@@ -45,7 +45,6 @@ public:
 
     [[nodiscard]] E& top() noexcept { return v_.front(); }
     [[nodiscard]] const E& top() const noexcept { return v_.front(); }
-    [[nodiscard]] E& at(std::size_t i) noexcept { return v_[i]; }
     [[nodiscard]] const Before& before() const noexcept { return before_; }
 
     /// Adds e. May allocate (and throw) unless reserve() made room.
@@ -78,12 +77,6 @@ public:
         return out;
     }
 
-    /// Calls f on every element, in no particular order.
-    template <class F>
-    void for_each(F&& f) {
-        for (E& e : v_) f(e);
-    }
-    void clear() noexcept { v_.clear(); }
 
 private:
     static constexpr std::size_t parent(std::size_t i) noexcept { return (i - 1) / arity; }

@@ -25,6 +25,15 @@ inline std::size_t checked_capacity(const char* who, std::size_t requested) {
     return round_up_pow2(requested);
 }
 
+/// Validates a runtime capacity of an ordered queue (priority, delay): exact,
+/// no rounding.
+inline std::size_t checked_bound(const char* who, std::size_t requested) {
+    if (requested == 0) {
+        throw std::invalid_argument(std::string(who) + ": capacity must be greater than zero");
+    }
+    return requested;
+}
+
 /// `Count` slots of type `Slot`, padded on both sides by a destructive-size
 /// gap so that neighbouring objects never share a line with the first or
 /// last slot. `Count == 0` selects heap storage sized at construction.
