@@ -5,7 +5,8 @@
 #            examples, compile-failure, standalone-header and packaging tests
 #            (and the benchmarks are built when Google Benchmark is installed)
 #   tsan     ThreadSanitizer build of the unit and stress tests
-#   asan     AddressSanitizer + UndefinedBehaviorSanitizer build of the same
+#   asan     AddressSanitizer + UndefinedBehaviorSanitizer build of those and
+#            of the crash tests (which fork, so they stay out of tsan)
 #
 #   scripts/test.sh              all three stages
 #   scripts/test.sh tsan asan    only those
@@ -96,7 +97,7 @@ stage_asan() {
     ASAN_OPTIONS="detect_leaks=1:abort_on_error=1${ASAN_OPTIONS:+:$ASAN_OPTIONS}" \
     UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1${UBSAN_OPTIONS:+:$UBSAN_OPTIONS}" \
         ctest --test-dir "$dir" --output-on-failure --no-tests=error \
-        -j"$ctest_jobs" -L 'concurrency|unit'
+        -j"$ctest_jobs" -L 'concurrency|unit|crash'
 }
 
 # Every requested stage runs, even after one fails, so that one run reports

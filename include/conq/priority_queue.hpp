@@ -113,33 +113,6 @@ struct pq_before {
     }
 };
 
-/// A test-and-test-and-set lock word.
-class spin_word {
-public:
-    [[nodiscard]] bool try_lock() noexcept {
-        return v_.load(std::memory_order_relaxed) == 0 &&
-               v_.exchange(1, std::memory_order_acquire) == 0;
-    }
-    void lock() noexcept {
-        int pauses = 1;
-        while (!try_lock()) {
-            if (pauses <= backoff_max_pauses) {
-                for (int i = 0; i < pauses; ++i) cpu_relax();
-                pauses *= 2;
-            } else {
-                std::this_thread::yield();
-            }
-        }
-    }
-    void unlock() noexcept { v_.store(0, std::memory_order_release); }
-    /// Unlocks with a full barrier: a later load is not reordered before it.
-    void unlock_fenced() noexcept { (void)v_.exchange(0, std::memory_order_seq_cst); }
-    [[nodiscard]] bool locked() const noexcept { return v_.load(std::memory_order_relaxed) != 0; }
-
-private:
-    std::atomic<std::uint32_t> v_{0};
-};
-
 /// A per-thread pseudo-random generator (xorshift64*). Each thread gets its
 /// own seed from a process-wide counter (thread ids and stack addresses
 /// repeat for threads created one after another).

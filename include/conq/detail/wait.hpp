@@ -88,6 +88,33 @@ inline constexpr auto blocking_yield_time = std::chrono::microseconds(100);
 inline constexpr int blocking_quick_spins = 64;
 inline constexpr int backoff_max_pauses = 64;
 
+/// A test-and-test-and-set lock word.
+class spin_word {
+public:
+    [[nodiscard]] bool try_lock() noexcept {
+        return v_.load(std::memory_order_relaxed) == 0 &&
+               v_.exchange(1, std::memory_order_acquire) == 0;
+    }
+    void lock() noexcept {
+        int pauses = 1;
+        while (!try_lock()) {
+            if (pauses <= backoff_max_pauses) {
+                for (int i = 0; i < pauses; ++i) cpu_relax();
+                pauses *= 2;
+            } else {
+                std::this_thread::yield();
+            }
+        }
+    }
+    void unlock() noexcept { v_.store(0, std::memory_order_release); }
+    /// Unlocks with a full barrier: a later load is not reordered before it.
+    void unlock_fenced() noexcept { (void)v_.exchange(0, std::memory_order_seq_cst); }
+    [[nodiscard]] bool locked() const noexcept { return v_.load(std::memory_order_relaxed) != 0; }
+
+private:
+    std::atomic<std::uint32_t> v_{0};
+};
+
 /// One condition that threads can wait for. The primary template serves the
 /// polling policies (spin, yield, backoff): nothing to notify.
 template <class Wait>
