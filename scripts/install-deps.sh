@@ -6,7 +6,7 @@
 # Always: a C++20 compiler (g++), cmake, make and pkg-config.
 #   test   Catch2 and clang (clang checks the headers and the compile errors)
 #   demo   nothing more
-#   bench  Google Benchmark and the queues it is compared with
+#   bench  Google Benchmark and the queues and stores it is compared with
 #
 # As root, missing packages are installed with apt-get (after an apt-get
 # update). Otherwise the apt-get command is printed and the script fails.
@@ -19,7 +19,8 @@ for set in "$@"; do
         test) packages+=(catch2 clang-14) ;;
         demo) ;;
         bench) packages+=(libbenchmark-dev libboost-dev libtbb-dev libconcurrentqueue-dev
-                          libreaderwriterqueue-dev python3-matplotlib) ;;
+                          libreaderwriterqueue-dev python3-matplotlib
+                          liblmdb-dev librocksdb-dev libsqlite3-dev) ;;
         *) echo "install-deps.sh: unknown set '$set' (use test, demo or bench)" >&2; exit 2 ;;
     esac
 done

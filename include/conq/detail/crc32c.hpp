@@ -101,6 +101,13 @@ __attribute__((target("sse4.2"))) inline std::uint32_t copy_hw(std::uint32_t crc
     return c32;
 }
 
+__attribute__((target("sse4.2"))) inline std::uint32_t frame_copy_hw(std::uint32_t word, std::uint64_t offset,
+                                                                     std::byte* dst, const std::byte* src,
+                                                                     std::size_t n) noexcept {
+    const std::uint32_t c = _mm_crc32_u32(0xFFFFFFFFu, word);
+    return copy_hw(static_cast<std::uint32_t>(_mm_crc32_u64(c, offset)), dst, src, n);
+}
+
 inline bool cpu_has_crc32c() noexcept {
     static const bool has = __builtin_cpu_supports("sse4.2");
     return has;
@@ -155,6 +162,22 @@ inline std::uint32_t crc32c_copy(std::uint32_t state, void* dst, const void* src
     const auto* s = static_cast<const std::byte*>(src);
     return crc32c_impl::cpu_has_crc32c() ? crc32c_impl::copy_hw(state, d, s, n)
                                          : crc32c_impl::copy_portable(state, d, s, n);
+}
+
+/// The CRC-32C of a record frame: a 4-byte word, an 8-byte offset, then the
+/// payload, which is copied to dst on the way (one pass over it).
+inline std::uint32_t crc32c_frame_copy(std::uint32_t word, std::uint64_t offset, void* dst, const void* src,
+                                       std::size_t n) noexcept {
+    auto* d = static_cast<std::byte*>(dst);
+    const auto* s = static_cast<const std::byte*>(src);
+#if defined(CONQ_CRC32C_X86)
+    if (crc32c_impl::cpu_has_crc32c()) return crc32c_final(crc32c_impl::frame_copy_hw(word, offset, d, s, n));
+#elif defined(CONQ_CRC32C_ARM)
+    return crc32c_final(crc32c_impl::copy_hw(__crc32cd(__crc32cw(crc32c_init, word), offset), d, s, n));
+#endif
+    std::uint32_t st = crc32c_impl::update_portable(crc32c_init, reinterpret_cast<const std::byte*>(&word), 4);
+    st = crc32c_impl::update_portable(st, reinterpret_cast<const std::byte*>(&offset), 8);
+    return crc32c_final(crc32c_impl::copy_portable(st, d, s, n));
 }
 
 /// CRC-32C of one buffer.

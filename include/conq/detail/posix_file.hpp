@@ -211,9 +211,9 @@ public:
         for (std::uint64_t p = start; p < end; p += ps)
             (void)std::atomic_ref<std::byte>(base_[p]).load(std::memory_order_relaxed);
     }
-    /// Hint: the pages will be read front to back.
-    void advise_sequential() const noexcept {
-        if (base_) (void)::madvise(base_, len_, MADV_SEQUENTIAL);
+    /// An madvise hint (MADV_SEQUENTIAL while recovery reads, then MADV_NORMAL).
+    void advise(int advice) const noexcept {
+        if (base_) (void)::madvise(base_, len_, advice);
     }
 
 private:

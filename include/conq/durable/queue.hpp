@@ -20,12 +20,12 @@
 // once durable.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
-#include <deque>
 #include <filesystem>
 #include <map>
 #include <memory>
@@ -37,6 +37,7 @@
 #include <string_view>
 #include <vector>
 
+#include "conq/detail/platform.hpp"
 #include "conq/durable/log.hpp"
 #include "conq/durable/options.hpp"
 
@@ -80,7 +81,14 @@ public:
     /// Throws durable_error (record_too_large, a full disk, failed).
     std::uint64_t push(std::span<const std::byte> payload) {
         const std::uint64_t id = data_.append(payload);
-        cv_.notify_one();
+        // A pop that found nothing counts itself in waiters_ before it looks
+        // again and sleeps; the fence pairs with that count (Dekker), so
+        // either the pop sees this message or this push sees the pop.
+        detail::full_fence();
+        if (waiters_.load(std::memory_order_relaxed) != 0) {
+            std::lock_guard<std::mutex> g(mu_);  // the pop is asleep, or about to be
+            cv_.notify_all();
+        }
         return id;
     }
     std::uint64_t push(std::string_view payload) {
@@ -100,6 +108,8 @@ public:
         for (;;) {
             if (auto m = take_locked()) return m;
             if (closed_) return std::nullopt;
+            waiting w(waiters_);
+            if (auto m = take_locked()) return m;
             cv_.wait(lk);
         }
     }
@@ -112,6 +122,8 @@ public:
         for (;;) {
             if (auto m = take_locked()) return m;
             if (closed_) return std::nullopt;
+            waiting w(waiters_);
+            if (auto m = take_locked()) return m;
             if (cv_.wait_until(lk, deadline) == std::cv_status::timeout) return take_locked();
         }
     }
@@ -189,6 +201,18 @@ public:
     [[nodiscard]] const durable_log& messages() const noexcept { return data_; }
 
 private:
+    /// Counts a pop as waiting for its scope (see push()).
+    struct waiting {
+        explicit waiting(std::atomic<std::uint32_t>& n) : n_(n) {
+            n_.fetch_add(1, std::memory_order_seq_cst);
+            detail::full_fence();
+        }
+        ~waiting() { n_.fetch_sub(1, std::memory_order_relaxed); }
+        waiting(const waiting&) = delete;
+        waiting& operator=(const waiting&) = delete;
+        std::atomic<std::uint32_t>& n_;
+    };
+
     static constexpr unsigned char kind_ack = 1;
     static constexpr unsigned char kind_checkpoint = 2;
 
@@ -298,6 +322,7 @@ private:
     std::map<std::uint64_t, durable_message> returned_;
     std::uint64_t acks_since_checkpoint_ = 0;
     bool closed_ = false;
+    std::atomic<std::uint32_t> waiters_{0};  // pops about to sleep or asleep
 };
 
 }  // namespace conq
