@@ -10,6 +10,7 @@
 #include "conq/priority_queue.hpp"  // IWYU pragma: export
 #include "conq/delay_queue.hpp"     // IWYU pragma: export
 #include "conq/queue.hpp"        // IWYU pragma: export
+#include "conq/shared_ring.hpp"  // IWYU pragma: export
 #include "conq/durable/log.hpp"  // IWYU pragma: export
 #include "conq/durable/queue.hpp"  // IWYU pragma: export
 #include "conq/version.hpp"      // IWYU pragma: export

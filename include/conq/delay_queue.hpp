@@ -392,6 +392,9 @@ public:
                       !std::is_void_v<typename detail::order_clock<typename set::order>::type>,
                   "conq::delay_queue: the only order policy it takes is delay_order<Clock>; "
                   "remove the order policy.");
+    static_assert(!set::shared,
+                  "conq::delay_queue: shared_memory applies to rings only (timers live on this "
+                  "process's heap); remove it.");
     static_assert(!set::has_clock ||
                       std::is_void_v<typename detail::order_clock<typename set::order>::type> ||
                       std::is_same_v<typename set::clock,

@@ -51,6 +51,7 @@ struct clock_family {};
 struct priority_mode_family {};
 struct ties_family {};
 struct timer_storage_family {};
+struct placement_family {};
 
 /// The largest capacity a ring accepts (2^40 items): indices stay far from
 /// overflow and the high bit stays free for the closed flag.
@@ -315,6 +316,20 @@ struct timer_wheel {
     static constexpr std::int64_t tick_ns = TickNs;
 };
 
+// ------------------------------------------------------------------ placement
+
+/// The ring lives in this process's memory. The default.
+struct in_process {
+    using conq_policy_family = detail::placement_family;
+};
+/// The ring can live in memory shared between processes: made or opened
+/// through conq::shared_ring (conq/shared_ring.hpp) in a named shared-memory
+/// object or a mapped file. T must be trivially copyable; the barriers and
+/// futexes become process-shared (a little slower than in_process).
+struct shared_memory {
+    using conq_policy_family = detail::placement_family;
+};
+
 // ------------------------------------------------------------- policy lookup
 
 namespace detail {
@@ -379,6 +394,8 @@ struct policy_set {
     static_assert(family_count<timer_storage_family, Ps...> <= 1,
                   "conq: more than one timer storage was given; keep one of timer_heap, "
                   "timer_wheel<...>.");
+    static_assert(family_count<placement_family, Ps...> <= 1,
+                  "conq: more than one placement was given; keep one of in_process, shared_memory.");
 
     using concurrency = typename find_policy<concurrency_family, mpmc, Ps...>::type;
     using capacity = typename find_policy<capacity_family, runtime_capacity, Ps...>::type;
@@ -388,6 +405,7 @@ struct policy_set {
     using clock = typename find_policy<clock_family, steady_clock, Ps...>::type;
     using priority_mode = typename find_policy<priority_mode_family, strict, Ps...>::type;
     using timer_storage = typename find_policy<timer_storage_family, timer_heap, Ps...>::type;
+    using placement = typename find_policy<placement_family, in_process, Ps...>::type;
 
     static constexpr bool has_concurrency = family_count<concurrency_family, Ps...> == 1;
     static constexpr bool has_clock = family_count<clock_family, Ps...> == 1;
@@ -396,6 +414,7 @@ struct policy_set {
     static constexpr bool has_timer_storage = family_count<timer_storage_family, Ps...> == 1;
     static constexpr bool is_stable = family_count<ties_family, Ps...> == 1;
     static constexpr bool inline_storage = capacity::value != 0;
+    static constexpr bool shared = std::is_same_v<placement, shared_memory>;
 };
 
 }  // namespace detail

@@ -759,6 +759,9 @@ struct pq_checks {
                   "block or reject.");
     static_assert(!set::has_clock,
                   "conq::priority_queue: a clock policy only applies to delay_order; remove it.");
+    static_assert(!set::shared,
+                  "conq::priority_queue: shared_memory applies to rings only (the heap grows on this "
+                  "process's heap); remove it.");
     static_assert(!set::has_timer_storage,
                   "conq::priority_queue: timer_heap and timer_wheel only apply to delay queues; "
                   "remove them.");

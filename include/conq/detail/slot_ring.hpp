@@ -78,6 +78,11 @@ class slot_ring : public ring_front<slot_ring<T, Concurrency, Policies...>, T,
     static_assert(!set::has_clock,
                   "conq: a clock policy only applies to delay_order; rings time "
                   "push_for/pop_for with std::chrono::steady_clock, so remove the clock policy.");
+    static_assert(!set::shared || std::is_trivially_copyable_v<T>,
+                  "conq: a ring in shared memory holds only trivially copyable T (no pointers into "
+                  "one process's heap, no destructors to run); copy the data into a plain struct.");
+
+    static constexpr bool shared = set::shared;
 
     using wait_type = typename set::wait;
     static constexpr std::size_t static_capacity =
@@ -88,6 +93,10 @@ class slot_ring : public ring_front<slot_ring<T, Concurrency, Policies...>, T,
         std::atomic<std::size_t> seq;
         raw_item<T> item;
     };
+    // In shared memory with a run-time capacity the slots follow the ring
+    // object in the mapping; otherwise inline (capacity<N>) or on the heap.
+    using storage_type = std::conditional_t<shared && !set::inline_storage, trailing_slot_storage<slot>,
+                                            slot_storage<slot, static_capacity>>;
     // Slots per 64-byte line, if a slot's size divides the line; else 1.
     static constexpr std::size_t line_slots =
         (sizeof(slot) < constructive_size &&
@@ -116,9 +125,28 @@ public:
     /// a power of two. Allocates once, here; never again.
     /// \throws std::invalid_argument if capacity is 0, std::length_error if
     /// it exceeds 2^40, std::bad_alloc.
-    explicit slot_ring(std::size_t capacity) requires(!set::inline_storage)
+    explicit slot_ring(std::size_t capacity) requires(!set::inline_storage && !shared)
         : mask_(checked_capacity("conq: ring", capacity) - 1), storage_(mask_ + 1) {
         init();
+    }
+
+    /// Shared memory, run-time capacity: constructs the ring in place at the
+    /// start of a mapping that has room for shared_bytes(capacity) bytes.
+    /// conq::shared_ring does this; nothing else should.
+    slot_ring(shared_placement_t, std::size_t capacity) requires(shared && !set::inline_storage)
+        : mask_(checked_capacity("conq: ring", capacity) - 1), storage_(mask_ + 1) {
+        init();
+    }
+    /// Shared memory, capacity<N>: the same with the slots inside the object.
+    explicit slot_ring(shared_placement_t) requires(shared && set::inline_storage) : storage_(static_capacity) {
+        init();
+    }
+    /// Bytes a shared ring of `capacity` items needs from its first byte on.
+    static constexpr std::size_t shared_bytes(std::size_t capacity) noexcept {
+        if constexpr (shared && !set::inline_storage)
+            return sizeof(slot_ring) + storage_type::bytes_after(round_up_pow2(capacity));
+        else
+            return sizeof(slot_ring);
     }
 
     slot_ring(const slot_ring&) = delete;
@@ -307,7 +335,7 @@ private:
     // the rest).
     bool announce(std::size_t pos, std::size_t end) noexcept {
         tail_.store(end, std::memory_order_relaxed);
-        light_barrier();
+        if constexpr (shared) full_fence(); else light_barrier();
         if (closed_.load(std::memory_order_relaxed)) [[unlikely]] {
             tail_.store(pos, std::memory_order_release);
             return false;
@@ -316,7 +344,7 @@ private:
     }
 
     void init() noexcept {
-        (void)asymmetric_barrier_init();
+        if constexpr (!shared) (void)asymmetric_barrier_init();
         for (std::size_t i = 0; i < capacity(); ++i) {
             // The slot of ticket i starts free for ticket i.
             slot* s = ::new (static_cast<void*>(&slot_at(i))) slot;
@@ -474,7 +502,9 @@ private:
     // After seeing closed(): true when no accepted item is left to pop.
     bool drained() noexcept {
         // With one producer, tail_ counts announced tickets (see announce()).
-        if constexpr (!multi_producer) heavy_barrier();  // pairs with announce()
+        if constexpr (!multi_producer) {  // pairs with announce()
+            if constexpr (shared) full_fence(); else heavy_barrier();
+        }
         const std::size_t t = tail_.load(std::memory_order_acquire) & ~closed_bit;
         if (head_.load(std::memory_order_acquire) >= t) return true;
         std::this_thread::yield();  // a push that claimed before close() is landing
@@ -488,10 +518,10 @@ private:
     // Read by all, written rarely.
     alignas(destructive_size) std::atomic<bool> closed_{false};
     const std::size_t mask_ = static_capacity - 1;
-    [[no_unique_address]] wait_point<wait_type> not_empty_;
-    [[no_unique_address]] wait_point<wait_type> not_full_;
+    [[no_unique_address]] wait_point<wait_type, shared> not_empty_;
+    [[no_unique_address]] wait_point<wait_type, shared> not_full_;
     std::atomic<std::size_t> dropped_{0};
-    alignas(destructive_size) slot_storage<slot, static_capacity> storage_;
+    alignas(destructive_size) storage_type storage_;  // last: trailing slots follow it
 };
 
 }  // namespace conq::detail

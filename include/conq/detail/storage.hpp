@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <new>
 #include <stdexcept>
 #include <string>
@@ -13,6 +14,12 @@
 #include "conq/policy.hpp"
 
 namespace conq::detail {
+
+/// Tag of the constructors that place a ring in shared memory.
+struct shared_placement_t {
+    explicit shared_placement_t() = default;
+};
+inline constexpr shared_placement_t shared_placement{};
 
 /// Validates a runtime capacity and rounds it up to a power of two.
 inline std::size_t checked_capacity(const char* who, std::size_t requested) {
@@ -71,6 +78,32 @@ public:
 
 private:
     std::byte* bytes_;
+};
+
+/// Slots placed right after the ring object, in memory the ring does not
+/// own: a mapping shared between processes, sized by bytes_after(count).
+/// Nothing in it is a pointer, so every process that maps the memory at
+/// any address sees the same ring.
+template <class Slot>
+class trailing_slot_storage {
+public:
+    static constexpr std::size_t pad_slots = (destructive_size + sizeof(Slot) - 1) / sizeof(Slot);
+    explicit trailing_slot_storage(std::size_t) noexcept {}
+    /// Bytes the slots need after the end of the object holding this member.
+    static constexpr std::size_t bytes_after(std::size_t count) noexcept {
+        return destructive_size + (count + 2 * pad_slots) * sizeof(Slot);
+    }
+    Slot* data() noexcept { return reinterpret_cast<Slot*>(first_byte() + pad_slots * sizeof(Slot)); }
+    const Slot* data() const noexcept {
+        return const_cast<trailing_slot_storage*>(this)->data();
+    }
+
+private:
+    std::byte* first_byte() noexcept {
+        const auto end = reinterpret_cast<std::uintptr_t>(this) + sizeof(*this);
+        const auto aligned = (end + destructive_size - 1) / destructive_size * destructive_size;
+        return reinterpret_cast<std::byte*>(aligned);
+    }
 };
 
 /// Raw storage for one T; lifetime managed by the ring.

@@ -40,13 +40,14 @@ deadline_t deadline_after(std::chrono::duration<Rep, Period> d) noexcept {
 
 /// Sleeps while `word == expected`, until woken or `deadline`. May return
 /// spuriously; callers re-check.
+/// With `shared`, the word may be in memory shared with other processes.
 inline void futex_wait(std::atomic<std::uint32_t>& word, std::uint32_t expected,
-                       deadline_t deadline) noexcept {
+                       deadline_t deadline, bool shared = false) noexcept {
 #if defined(__linux__)
     // std::atomic<uint32_t> has the size and representation of uint32_t.
     auto* addr = reinterpret_cast<std::uint32_t*>(&word);
     if (deadline == no_deadline) {
-        syscall(SYS_futex, addr, FUTEX_WAIT_PRIVATE, expected, nullptr, nullptr, 0);
+        syscall(SYS_futex, addr, shared ? FUTEX_WAIT : FUTEX_WAIT_PRIVATE, expected, nullptr, nullptr, 0);
     } else {
         // steady_clock is CLOCK_MONOTONIC on Linux, which FUTEX_WAIT_BITSET
         // takes as an absolute deadline: no drift across spurious wake-ups.
@@ -57,10 +58,11 @@ inline void futex_wait(std::atomic<std::uint32_t>& word, std::uint32_t expected,
         timespec ts{};
         ts.tv_sec = static_cast<time_t>(ns / 1'000'000'000);
         ts.tv_nsec = static_cast<long>(ns % 1'000'000'000);
-        syscall(SYS_futex, addr, FUTEX_WAIT_BITSET_PRIVATE, expected, &ts, nullptr,
-                FUTEX_BITSET_MATCH_ANY);
+        syscall(SYS_futex, addr, shared ? FUTEX_WAIT_BITSET : FUTEX_WAIT_BITSET_PRIVATE, expected, &ts,
+                nullptr, FUTEX_BITSET_MATCH_ANY);
     }
 #else
+    (void)shared;
     if (deadline == no_deadline) {
         word.wait(expected, std::memory_order_acquire);
     } else if (word.load(std::memory_order_acquire) == expected) {
@@ -69,11 +71,12 @@ inline void futex_wait(std::atomic<std::uint32_t>& word, std::uint32_t expected,
 #endif
 }
 
-inline void futex_wake(std::atomic<std::uint32_t>& word, bool all) noexcept {
+inline void futex_wake(std::atomic<std::uint32_t>& word, bool all, bool shared = false) noexcept {
 #if defined(__linux__)
-    syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&word), FUTEX_WAKE_PRIVATE,
+    syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&word), shared ? FUTEX_WAKE : FUTEX_WAKE_PRIVATE,
             all ? 0x7fffffff : 1, nullptr, nullptr, 0);
 #else
+    (void)shared;
     if (all) word.notify_all(); else word.notify_one();
 #endif
 }
@@ -116,8 +119,9 @@ private:
 };
 
 /// One condition that threads can wait for. The primary template serves the
-/// polling policies (spin, yield, backoff): nothing to notify.
-template <class Wait>
+/// polling policies (spin, yield, backoff): nothing to notify. `Shared`: the
+/// wait point lives in memory shared between processes.
+template <class Wait, bool Shared = false>
 class wait_point {
 public:
     /// Waits until `ready()` or the deadline; returns the last `ready()`.
@@ -150,9 +154,11 @@ public:
 
 /// The blocking policy: spin, yield, then sleep on a futex. A waker pays one
 /// relaxed load of `sleepers_` (a line nobody writes while nobody sleeps)
-/// unless somebody sleeps.
-template <>
-class wait_point<blocking> {
+/// unless somebody sleeps. Between processes (Shared) the futex is not
+/// process-private and both barriers are full fences: membarrier reaches
+/// only the threads of the calling process.
+template <bool Shared>
+class wait_point<blocking, Shared> {
 public:
     template <class Ready>
     bool wait_until(Ready&& ready, deadline_t deadline) noexcept(noexcept(ready())) {
@@ -185,13 +191,13 @@ public:
             sleepers_.fetch_add(1, std::memory_order_relaxed);
             // Pairs with light_barrier() in notify_*: either the waker sees
             // us in sleepers_, or we see what it published in ready().
-            heavy_barrier();
+            if constexpr (Shared) full_fence(); else heavy_barrier();
             const std::uint32_t seen = epoch_.load(std::memory_order_acquire);
             if (ready()) {
                 sleepers_.fetch_sub(1, std::memory_order_relaxed);
                 return true;
             }
-            futex_wait(epoch_, seen, deadline);
+            futex_wait(epoch_, seen, deadline, Shared);
             sleepers_.fetch_sub(1, std::memory_order_relaxed);
             if (ready()) return true;
             if (deadline != no_deadline && wait_clock::now() >= deadline) return ready();
@@ -206,10 +212,10 @@ public:
 
 private:
     void notify(bool all) noexcept {
-        light_barrier();
+        if constexpr (Shared) full_fence(); else light_barrier();
         if (sleepers_.load(std::memory_order_relaxed) == 0) [[likely]] return;
         epoch_.fetch_add(1, std::memory_order_release);
-        futex_wake(epoch_, all);
+        futex_wake(epoch_, all, Shared);
     }
 
     std::atomic<std::uint32_t> epoch_{0};
