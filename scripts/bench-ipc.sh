@@ -84,68 +84,16 @@ rm -f "$json"
     "$@" || status=$?
 
 # The tables: median [min - max] over the repetitions of each benchmark.
-"$python" - "$json" "$md" "$command" "${CONQ_BENCH_NOTE:-}" <<'PY' || status=$((status ? status : $?))
-import collections
-import json
+CONQ_SCRIPTS_DIR="$PWD/scripts" "$python" - "$json" "$md" "$command" "${CONQ_BENCH_NOTE:-}" <<'PY' || status=$((status ? status : $?))
 import os
 import statistics
 import sys
 
+sys.path.insert(0, os.environ["CONQ_SCRIPTS_DIR"])
+from bench_series import load, median, si, spread  # noqa: E402
+
 json_path, md_path, command, note = sys.argv[1:5]
-if not os.path.exists(json_path) or os.path.getsize(json_path) == 0:
-    sys.exit(f"bench-ipc.sh: no results in {json_path}")
-with open(json_path, encoding="utf-8") as f:
-    data = json.load(f)
-context = data.get("context", {})
-
-
-class Series:
-    def __init__(self):
-        self.rows = []
-        self.errors = []
-        self.label = ""
-        self.order = 0
-
-    def values(self, key):
-        return [r[key] for r in self.rows if key in r]
-
-
-series = collections.OrderedDict()
-for b in data.get("benchmarks", []):
-    if b.get("run_type", "iteration") != "iteration":
-        continue  # aggregates are recomputed from the repetitions
-    name = "/".join(p for p in b.get("run_name", b["name"]).split("/")
-                    if not p.startswith("iterations:") and p != "manual_time")
-    s = series.setdefault(name, Series())
-    s.order = b.get("family_index", s.order)
-    s.label = b.get("label", s.label)
-    if b.get("error_occurred"):
-        s.errors.append(b.get("error_message", "error"))
-    else:
-        s.rows.append(b)
-# Registration order (the run order is shuffled by random interleaving).
-series = collections.OrderedDict(sorted(series.items(), key=lambda kv: kv[1].order))
-
-
-def si(v):
-    for scale, suffix in ((1e9, " G"), (1e6, " M"), (1e3, " k")):
-        if abs(v) >= scale:
-            return f"{v / scale:.3g}{suffix}"
-    return f"{v:.3g}"
-
-
-def spread(vals, fmt):
-    if not vals:
-        return "-"
-    med = statistics.median(vals)
-    if len(vals) == 1:
-        return fmt(med)
-    return f"{fmt(med)} [{fmt(min(vals))} - {fmt(max(vals))}]"
-
-
-def median(s, key):
-    vals = s.values(key)
-    return statistics.median(vals) if vals else None
+context, series = load(json_path, "bench-ipc.sh")
 
 
 def num(v):

@@ -292,6 +292,7 @@ private:
     }
 
     static shared_ring make(const std::string& where, bool file, std::size_t requested, shared_role role) {
+        (void)detail::shared_barrier_init();  // before this process touches any shared ring
         const std::uint64_t capacity = ring_capacity(requested);
         const std::size_t bytes = total_bytes(static_cast<std::size_t>(capacity));
         const int fd = open_fd(where, file, O_RDWR | O_CREAT | O_EXCL);
@@ -330,6 +331,7 @@ private:
     }
 
     static shared_ring attach(const std::string& where, bool file, shared_role role) {
+        (void)detail::shared_barrier_init();  // before this process touches any shared ring
         const int fd = open_fd(where, file, O_RDWR);
         if (fd < 0) throw shared_ring_error("open", where, errno);
         auto fail = [&](const std::string& what, int err) {

@@ -116,6 +116,57 @@ inline void heavy_barrier() noexcept {
     full_fence();
 }
 
+// The same pair between processes (rings in shared memory). A process that
+// registers for MEMBARRIER_CMD_GLOBAL_EXPEDITED is reached by every global
+// expedited membarrier, from any process: its light side may then be a
+// compiler barrier. A process that could not register keeps a real fence on
+// its light side; the heavy side always issues the global membarrier (or a
+// fence where the kernel lacks it), so it reaches every registered peer.
+inline std::atomic<int> global_membarrier_state{0};  // 0 unknown, 1 registered, 2 unusable
+
+/// Registers this process for global expedited membarrier once. Every
+/// process that attaches to a shared ring calls it.
+inline bool shared_barrier_init() noexcept {
+    int s = global_membarrier_state.load(std::memory_order_acquire);
+    if (s != 0) return s == 1;
+    bool ok = false;
+#if defined(__linux__) && defined(__NR_membarrier) && !defined(CONQ_NO_MEMBARRIER)
+    long cmds = syscall(__NR_membarrier, MEMBARRIER_CMD_QUERY, 0, 0);
+    if (cmds > 0 && (cmds & MEMBARRIER_CMD_GLOBAL_EXPEDITED) != 0 &&
+        syscall(__NR_membarrier, MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED, 0, 0) == 0) {
+        ok = true;
+    }
+#endif
+    int expected = 0;
+    global_membarrier_state.compare_exchange_strong(expected, ok ? 1 : 2, std::memory_order_acq_rel);
+    return global_membarrier_state.load(std::memory_order_acquire) == 1;
+}
+
+/// The cheap half, between processes.
+inline void shared_light_barrier() noexcept {
+    if (global_membarrier_state.load(std::memory_order_relaxed) == 1) [[likely]] {
+        std::atomic_signal_fence(std::memory_order_seq_cst);
+    } else {
+        full_fence();
+    }
+}
+
+/// The expensive half, between processes: every running thread of every
+/// registered process passes a full fence before this returns.
+inline void shared_heavy_barrier() noexcept {
+#if defined(__linux__) && defined(__NR_membarrier) && !defined(CONQ_NO_MEMBARRIER)
+    static const bool available = [] {
+        long cmds = syscall(__NR_membarrier, MEMBARRIER_CMD_QUERY, 0, 0);
+        return cmds > 0 && (cmds & MEMBARRIER_CMD_GLOBAL_EXPEDITED) != 0;
+    }();
+    if (available && syscall(__NR_membarrier, MEMBARRIER_CMD_GLOBAL_EXPEDITED, 0, 0) == 0) {
+        full_fence();  // and this thread's own
+        return;
+    }
+#endif
+    full_fence();
+}
+
 /// Rounds up to a power of two (n >= 1).
 constexpr std::size_t round_up_pow2(std::size_t n) noexcept {
     std::size_t p = 1;

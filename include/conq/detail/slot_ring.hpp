@@ -335,7 +335,7 @@ private:
     // the rest).
     bool announce(std::size_t pos, std::size_t end) noexcept {
         tail_.store(end, std::memory_order_relaxed);
-        if constexpr (shared) full_fence(); else light_barrier();
+        if constexpr (shared) shared_light_barrier(); else light_barrier();
         if (closed_.load(std::memory_order_relaxed)) [[unlikely]] {
             tail_.store(pos, std::memory_order_release);
             return false;
@@ -344,7 +344,8 @@ private:
     }
 
     void init() noexcept {
-        if constexpr (!shared) (void)asymmetric_barrier_init();
+        if constexpr (shared) (void)shared_barrier_init();
+        else (void)asymmetric_barrier_init();
         for (std::size_t i = 0; i < capacity(); ++i) {
             // The slot of ticket i starts free for ticket i.
             slot* s = ::new (static_cast<void*>(&slot_at(i))) slot;
@@ -503,7 +504,7 @@ private:
     bool drained() noexcept {
         // With one producer, tail_ counts announced tickets (see announce()).
         if constexpr (!multi_producer) {  // pairs with announce()
-            if constexpr (shared) full_fence(); else heavy_barrier();
+            if constexpr (shared) shared_heavy_barrier(); else heavy_barrier();
         }
         const std::size_t t = tail_.load(std::memory_order_acquire) & ~closed_bit;
         if (head_.load(std::memory_order_acquire) >= t) return true;

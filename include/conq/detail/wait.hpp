@@ -155,8 +155,8 @@ public:
 /// The blocking policy: spin, yield, then sleep on a futex. A waker pays one
 /// relaxed load of `sleepers_` (a line nobody writes while nobody sleeps)
 /// unless somebody sleeps. Between processes (Shared) the futex is not
-/// process-private and both barriers are full fences: membarrier reaches
-/// only the threads of the calling process.
+/// process-private and the barrier pair is the global one (membarrier
+/// across every registered process).
 template <bool Shared>
 class wait_point<blocking, Shared> {
 public:
@@ -191,7 +191,7 @@ public:
             sleepers_.fetch_add(1, std::memory_order_relaxed);
             // Pairs with light_barrier() in notify_*: either the waker sees
             // us in sleepers_, or we see what it published in ready().
-            if constexpr (Shared) full_fence(); else heavy_barrier();
+            if constexpr (Shared) shared_heavy_barrier(); else heavy_barrier();
             const std::uint32_t seen = epoch_.load(std::memory_order_acquire);
             if (ready()) {
                 sleepers_.fetch_sub(1, std::memory_order_relaxed);
@@ -212,7 +212,7 @@ public:
 
 private:
     void notify(bool all) noexcept {
-        if constexpr (Shared) full_fence(); else light_barrier();
+        if constexpr (Shared) shared_light_barrier(); else light_barrier();
         if (sleepers_.load(std::memory_order_relaxed) == 0) [[likely]] return;
         epoch_.fetch_add(1, std::memory_order_release);
         futex_wake(epoch_, all, Shared);
