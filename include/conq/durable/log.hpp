@@ -354,6 +354,14 @@ struct core {
 
     /// Asks the preparer to fault in `s` up to prefault_window past `pos`.
     void request_prefault(std::shared_ptr<segment> s, std::uint64_t pos) {
+        // An appender that has overtaken the preparer faults its own next
+        // chunk; the preparer starts after it, so the two never fault the
+        // same pages.
+        std::uint64_t done = s->prefaulted.load(std::memory_order_relaxed);
+        const std::uint64_t skip_to = pos + (std::uint64_t{1} << prefault_chunk_shift);
+        while (done < skip_to &&
+               !s->prefaulted.compare_exchange_weak(done, skip_to, std::memory_order_relaxed)) {
+        }
         std::lock_guard<std::mutex> g(spare_mu);
         to_prefault = std::move(s);
         prefault_upto = pos + prefault_window;
