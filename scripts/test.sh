@@ -7,8 +7,10 @@
 #   tsan     ThreadSanitizer build of the unit and stress tests
 #   asan     AddressSanitizer + UndefinedBehaviorSanitizer build of those and
 #            of the crash tests (which fork, so they stay out of tsan)
+#   fuzz     the libFuzzer targets (tests/fuzz/) for CONQ_FUZZ_SECONDS each
+#            (default here 30), built by clang with ASan + UBSan
 #
-#   scripts/test.sh              all three stages
+#   scripts/test.sh              all four stages
 #   scripts/test.sh tsan asan    only those
 #
 # Build trees: build/ci-<stage>. Environment: CONQ_STRESS_SCALE (integer,
@@ -21,12 +23,12 @@ cd "$(dirname "$0")/.."
 
 stages=("$@")
 if [ "${#stages[@]}" -eq 0 ]; then
-    stages=(release tsan asan)
+    stages=(release tsan asan fuzz)
 fi
 for stage in "${stages[@]}"; do
     case "$stage" in
-        release | tsan | asan) ;;
-        *) echo "test.sh: unknown stage '$stage' (use release, tsan, asan)" >&2; exit 2 ;;
+        release | tsan | asan | fuzz) ;;
+        *) echo "test.sh: unknown stage '$stage' (use release, tsan, asan, fuzz)" >&2; exit 2 ;;
     esac
 done
 
@@ -98,6 +100,10 @@ stage_asan() {
     UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1${UBSAN_OPTIONS:+:$UBSAN_OPTIONS}" \
         ctest --test-dir "$dir" --output-on-failure --no-tests=error \
         -j"$ctest_jobs" -L 'concurrency|unit|crash'
+}
+
+stage_fuzz() {
+    CONQ_FUZZ_SECONDS="${CONQ_FUZZ_SECONDS:-30}" scripts/fuzz.sh
 }
 
 # Every requested stage runs, even after one fails, so that one run reports
