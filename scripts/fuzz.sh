@@ -38,8 +38,14 @@ for t in "${targets[@]}"; do
         -Iinclude "$src" -o "$bin"
     mkdir -p "build/fuzz/corpus-$t"
     echo "fuzz.sh: running $t for ${seconds} s"
-    if ! (cd build/fuzz && "./$t" -max_total_time="$seconds" -max_len=4096 -print_final_stats=1 \
-            "corpus-$t" 2>"$t.log"); then
+    # The target keeps its scratch files in $CONQ_FUZZ_DIR/conq-fuzz-<its pid>.
+    (cd build/fuzz && exec "./$t" -max_total_time="$seconds" -max_len=4096 -print_final_stats=1 \
+        "corpus-$t" 2>"$t.log") &
+    pid=$!
+    rc=0
+    wait "$pid" || rc=$?
+    rm -rf "${CONQ_FUZZ_DIR:-/dev/shm}/conq-fuzz-$pid"
+    if [ "$rc" -ne 0 ]; then
         echo "fuzz.sh: $t found a problem; see build/fuzz/$t.log and build/fuzz/crash-*" >&2
         tail -40 "build/fuzz/$t.log" >&2
         status=1

@@ -36,7 +36,7 @@ const fs::path& work_dir() {
     static const fs::path dir = [] {
         const char* base = std::getenv("CONQ_FUZZ_DIR");
         fs::path d = fs::path(base && *base ? base : "/dev/shm") / ("conq-fuzz-" + std::to_string(::getpid()));
-        fs::create_directories(d);
+        fs::create_directories(d);  // scripts/fuzz.sh removes it afterwards
         return d;
     }();
     return dir;
