@@ -58,16 +58,19 @@ int main() {
     }
 
     // Reopen: recovery checks every frame and keeps them all.
-    conq::durable_log log(dir, opts);
-    const auto& rep = log.recovery();
-    std::printf("reopened: %llu records in %llu segments, clean: %s\n",
-                static_cast<unsigned long long>(rep.records), static_cast<unsigned long long>(rep.segments),
-                rep.clean() ? "yes" : "no");
-    auto r = log.reader(log.end_offset() - 3);
-    while (auto rec = r.next())
-        std::printf("  offset %llu: %.*s\n", static_cast<unsigned long long>(rec->offset),
-                    static_cast<int>(rec->text().size()), rec->text().data());
-    const bool ok = rep.records == writers * per_writer && rep.clean();
+    bool ok = false;
+    {
+        conq::durable_log log(dir, opts);
+        const auto& rep = log.recovery();
+        std::printf("reopened: %llu records in %llu segments, clean: %s\n",
+                    static_cast<unsigned long long>(rep.records), static_cast<unsigned long long>(rep.segments),
+                    rep.clean() ? "yes" : "no");
+        auto r = log.reader(log.end_offset() - 3);
+        while (auto rec = r.next())
+            std::printf("  offset %llu: %.*s\n", static_cast<unsigned long long>(rec->offset),
+                        static_cast<int>(rec->text().size()), rec->text().data());
+        ok = rep.records == writers * per_writer && rep.clean();
+    }  // closed first: its background thread may still be preparing a file
     std::filesystem::remove_all(dir);
     return ok ? 0 : 1;
 }

@@ -49,12 +49,14 @@ int main() {
         // The queue object goes away here as if the process had stopped.
     }
 
-    conq::durable_queue jobs(dir, opts);
     std::vector<std::string> again;
-    while (auto m = jobs.try_pop()) {
-        again.emplace_back(m->text());
-        jobs.ack(m->id);
-    }
+    {
+        conq::durable_queue jobs(dir, opts);
+        while (auto m = jobs.try_pop()) {
+            again.emplace_back(m->text());
+            jobs.ack(m->id);
+        }
+    }  // closed first: its logs' background threads may still be preparing files
     std::printf("after the restart, delivered again:");
     for (const auto& s : again) std::printf(" [%s]", s.c_str());
     std::printf("\n");

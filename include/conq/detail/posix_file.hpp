@@ -82,26 +82,22 @@ private:
     int fd_ = -1;
 };
 
-inline unique_fd open_file(const std::filesystem::path& p, int flags, mode_t mode = 0644) {
+/// open(2) through the seam; with `absent_ok`, a missing file gives an
+/// empty unique_fd instead of an error.
+inline unique_fd open_file(const std::filesystem::path& p, int flags, mode_t mode = 0644, bool absent_ok = false) {
     if (int e = injected(io_op::open, p)) throw_errno("open", p, e);
     int fd;
     do {
         fd = ::open(p.c_str(), flags | O_CLOEXEC, mode);
     } while (fd < 0 && errno == EINTR);
+    if (fd < 0 && absent_ok && errno == ENOENT) return {};
     if (fd < 0) throw_errno("open", p, errno);
     return unique_fd(fd);
 }
 
 /// Like open_file, but an absent file gives an empty unique_fd.
 inline unique_fd open_if_exists(const std::filesystem::path& p, int flags) {
-    if (int e = injected(io_op::open, p)) throw_errno("open", p, e);
-    int fd;
-    do {
-        fd = ::open(p.c_str(), flags | O_CLOEXEC);
-    } while (fd < 0 && errno == EINTR);
-    if (fd < 0 && errno == ENOENT) return {};
-    if (fd < 0) throw_errno("open", p, errno);
-    return unique_fd(fd);
+    return open_file(p, flags, 0, true);
 }
 
 inline std::uint64_t file_size(const unique_fd& fd, const std::filesystem::path& p) {

@@ -187,41 +187,72 @@ struct scan_result {
     std::string problem;  // empty when the scan stopped at a zero word or a seal
 };
 
-/// Walks the frames from `from` (a frame boundary holding record `first`)
-/// and validates each one: length in bounds, the expected offset, the CRC.
-inline scan_result scan(const segment& s, std::uint64_t from, std::uint64_t first_offset,
-                        std::uint64_t max_record) {
+/// What one frame of a segment holds, checked: nothing yet (a zero word),
+/// a record, the seal, or something invalid (`problem` says what).
+struct frame_check {
+    enum kind_t : std::uint8_t { empty, record, seal, bad } kind = empty;
+    const char* problem = nullptr;
+    std::uint64_t len = 0;        // payload bytes
+    std::uint64_t next_base = 0;  // seal: the next segment's base offset
+    const std::byte* payload = nullptr;
+};
+
+/// Checks the frame at `pos`, which should hold offset `expect`: length in
+/// bounds, the expected offset, the CRC. The word is loaded with acquire
+/// order, so a frame another thread or process publishes is whole.
+inline frame_check check_frame(const segment& s, std::uint64_t pos, std::uint64_t expect) noexcept {
+    frame_check c;
+    auto bad = [&](const char* why) {
+        c.kind = frame_check::bad;
+        c.problem = why;
+        return c;
+    };
+    if (pos + frame_size > s.size) return bad("frames run past the end of the file");
+    const std::uint32_t w = load_word(s.at(pos));
+    if (w == 0) return c;
+    frame f;
+    std::memcpy(&f, s.at(pos), sizeof f);
+    if (!(w & committed_bit)) return bad("frame without its commit bit");
+    c.len = w & length_mask;
+    c.payload = s.at(pos + frame_size);
+    if (w & seal_bit) {
+        if (c.len != 8 || pos + seal_size > s.size) return bad("malformed seal");
+        if (f.offset != expect) return bad("seal names the wrong next offset");
+        if (f.crc != frame_crc(w, f.offset, c.payload, 8)) return bad("seal checksum mismatch");
+        c.kind = frame_check::seal;
+        c.next_base = f.offset;
+        return c;
+    }
+    if (pos + record_bytes(c.len) > s.limit) return bad("record length out of bounds");
+    if (f.offset != expect) return bad("record holds the wrong offset");
+    if (f.crc != frame_crc(w, f.offset, c.payload, c.len)) return bad("record checksum mismatch");
+    c.kind = frame_check::record;
+    return c;
+}
+
+/// Walks the frames from `from` (a frame boundary holding record
+/// `first_offset`) until a zero word, the seal or an invalid frame.
+inline scan_result scan(const segment& s, std::uint64_t from, std::uint64_t first_offset) {
     scan_result r;
     r.end = from;
     std::uint64_t pos = from;
     std::uint64_t expect = first_offset;
     for (;;) {
-        if (pos + frame_size > s.size) {
-            r.problem = "frames run past the end of the file";
+        const frame_check c = check_frame(s, pos, expect);
+        if (c.kind == frame_check::empty) break;
+        if (c.kind == frame_check::bad) {
+            r.problem = std::string(c.problem) + " at byte " + std::to_string(pos) + " (offset " +
+                        std::to_string(expect) + ")";
             break;
         }
-        frame f;
-        std::memcpy(&f, s.at(pos), sizeof f);
-        if (f.word == 0) break;
-        auto bad = [&](const std::string& why) {
-            r.problem = why + " at byte " + std::to_string(pos) + " (offset " + std::to_string(expect) + ")";
-        };
-        if (!(f.word & committed_bit)) { bad("frame without its commit bit"); break; }
-        const std::uint64_t len = f.word & length_mask;
-        if (f.word & seal_bit) {
-            if (len != 8 || pos + seal_size > s.size) { bad("malformed seal"); break; }
-            if (f.offset != expect) { bad("seal names the wrong next offset"); break; }
-            if (f.crc != frame_crc(f.word, f.offset, s.at(pos + frame_size), 8)) { bad("seal checksum mismatch"); break; }
+        if (c.kind == frame_check::seal) {
             r.sealed = true;
-            r.next_base = f.offset;
-            std::memcpy(&r.sealed_unix_ns, s.at(pos + frame_size), 8);
+            r.next_base = c.next_base;
+            std::memcpy(&r.sealed_unix_ns, c.payload, 8);
             r.end = pos + seal_size;
             break;
         }
-        if (len > max_record || pos + record_bytes(len) > s.limit) { bad("record length out of bounds"); break; }
-        if (f.offset != expect) { bad("record holds the wrong offset"); break; }
-        if (f.crc != frame_crc(f.word, f.offset, s.at(pos + frame_size), len)) { bad("record checksum mismatch"); break; }
-        pos += record_bytes(len);
+        pos += record_bytes(c.len);
         ++expect;
         ++r.records;
         r.end = pos;
@@ -344,10 +375,9 @@ struct core {
     bool spare_stopping = false;
 
     /// Whether the preparer faults pages in (opts.prefault, sync::none only).
-    /// Under a sync policy it only allocates the spare: measured on ext4,
-    /// pages faulted in for writing while msync runs halve group-commit
-    /// throughput (the journal commit of each sync also has to deal with
-    /// them), more than the page faults they save.
+    /// Under a sync policy it only allocates the spare: on ext4, pages
+    /// faulted in for writing while msync runs made group commit slower in
+    /// trials, by more than the page faults they save.
     [[nodiscard]] bool populating() const noexcept {
         return opts.prefault && opts.sync.kind == sync_policy::mode::none;
     }
@@ -415,18 +445,21 @@ struct core {
     /// appender that claimed space is still copying) and returns the byte
     /// where the walk stopped (== to).
     static void wait_published(const segment& s, std::uint64_t from, std::uint64_t to) noexcept {
-        std::uint64_t pos = from;
-        int spins = 0;
-        while (pos < to) {
-            const std::uint32_t w = load_word(s.at(pos));
-            if (w == 0) {
-                if (++spins < 64) cpu_relax();
-                else std::this_thread::yield();
-                continue;
-            }
-            spins = 0;
+        for (std::uint64_t pos = from; pos < to;) {
+            const std::uint32_t w = await_word(s, pos);
             pos += (w & seal_bit) ? seal_size : record_bytes(w & length_mask);
         }
+    }
+
+    /// The word of the frame at `pos` of `s`, once an appender that claimed
+    /// it has published it (it is copying the payload now).
+    static std::uint32_t await_word(const segment& s, std::uint64_t pos) noexcept {
+        std::uint32_t w;
+        for (int spins = 0; (w = load_word(s.at(pos))) == 0;) {
+            if (++spins < 64) cpu_relax();
+            else std::this_thread::yield();
+        }
+        return w;
     }
 
     // ------------------------------------------------------------ creation
@@ -719,27 +752,16 @@ public:
                 pos_ = detail::dlog::header_size;
             }
             namespace f = detail::dlog;
-            if (pos_ + f::frame_size > seg_->size) corrupt("frame past the end of the file");
-            const std::uint32_t w = f::load_word(seg_->at(pos_));
-            if (w == 0) return std::nullopt;
-            f::frame fr;
-            std::memcpy(&fr, seg_->at(pos_), sizeof fr);
-            const std::uint64_t len = w & f::length_mask;
-            if (!(w & f::committed_bit)) corrupt("frame without its commit bit");
-            if (w & f::seal_bit) {
-                if (len != 8 || fr.offset != next_ ||
-                    fr.crc != f::frame_crc(w, fr.offset, seg_->at(pos_ + f::frame_size), 8))
-                    corrupt("bad seal");
-                pending_base_ = fr.offset;
+            const f::frame_check c = f::check_frame(*seg_, pos_, next_);
+            if (c.kind == f::frame_check::empty) return std::nullopt;
+            if (c.kind == f::frame_check::bad) corrupt(c.problem);
+            if (c.kind == f::frame_check::seal) {
+                pending_base_ = c.next_base;
                 seg_.reset();
                 continue;
             }
-            if (pos_ + f::record_bytes(len) > seg_->limit) corrupt("record length out of bounds");
-            const std::byte* payload = seg_->at(pos_ + f::frame_size);
-            if (fr.offset != next_ || fr.crc != f::frame_crc(w, fr.offset, payload, len))
-                corrupt("record fails its checksum or holds the wrong offset");
-            record_view v{next_, {payload, static_cast<std::size_t>(len)}};
-            pos_ += f::record_bytes(len);
+            record_view v{next_, {c.payload, static_cast<std::size_t>(c.len)}};
+            pos_ += f::record_bytes(c.len);
             ++next_;
             return v;
         }
@@ -870,12 +892,7 @@ public:
         // published or about to be.
         std::uint64_t pos = f::header_size;
         for (std::uint64_t o = s->base; o < from;) {
-            std::uint32_t w;
-            int spins = 0;
-            while ((w = f::load_word(s->at(pos))) == 0) {
-                if (++spins < 64) detail::cpu_relax();
-                else std::this_thread::yield();
-            }
+            const std::uint32_t w = f::core::await_word(*s, pos);
             if (w & f::seal_bit) break;  // from == next base: the reader moves on by itself
             pos += f::record_bytes(w & f::length_mask);
             ++o;
@@ -1003,7 +1020,7 @@ private:
                 break;
             }
             s->map.advise(MADV_SEQUENTIAL);
-            const auto r = f::scan(*s, f::header_size, base, f::length_mask);
+            const auto r = f::scan(*s, f::header_size, base);
             s->map.advise(MADV_NORMAL);
             report_.records += r.records;
             kept.push_back(s);
@@ -1115,23 +1132,17 @@ private:
         auto& c = *core_;
         std::lock_guard<detail::spin_word> g(c.append_lock);
         for (;;) {
-            const std::uint32_t w = f::load_word(c.active->at(c.tail_pos));
-            if (w == 0) return;
-            f::frame fr;
-            std::memcpy(&fr, c.active->at(c.tail_pos), sizeof fr);
-            const std::uint64_t len = w & f::length_mask;
-            if (!(w & f::committed_bit) || fr.offset != c.next_offset ||
-                c.tail_pos + f::record_bytes(len) > c.active->size ||
-                fr.crc != f::frame_crc(w, fr.offset, c.active->at(c.tail_pos + f::frame_size), len))
-                return;  // a damaged tail: the writer's recovery will cut it
-            if (w & f::seal_bit) {
-                auto next = c.find(fr.offset);
+            const f::frame_check fc = f::check_frame(*c.active, c.tail_pos, c.next_offset);
+            // Nothing more yet, or a damaged tail (the writer's recovery cuts it).
+            if (fc.kind == f::frame_check::empty || fc.kind == f::frame_check::bad) return;
+            if (fc.kind == f::frame_check::seal) {
+                auto next = c.find(fc.next_base);
                 if (!next) return;
                 c.active = next.get();
                 c.tail_pos = f::header_size;
                 continue;
             }
-            c.tail_pos += f::record_bytes(w & f::length_mask);
+            c.tail_pos += f::record_bytes(fc.len);
             c.next_offset += 1;
             c.end.store(c.next_offset, std::memory_order_release);
         }

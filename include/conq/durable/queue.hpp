@@ -38,6 +38,7 @@
 #include <vector>
 
 #include "conq/detail/platform.hpp"
+#include "conq/detail/wait.hpp"
 #include "conq/durable/log.hpp"
 #include "conq/durable/options.hpp"
 
@@ -103,29 +104,12 @@ public:
     }
 
     /// Waits for a message; nullopt only after close().
-    std::optional<durable_message> pop() {
-        std::unique_lock<std::mutex> lk(mu_);
-        for (;;) {
-            if (auto m = take_locked()) return m;
-            if (closed_) return std::nullopt;
-            waiting w(waiters_);
-            if (auto m = take_locked()) return m;
-            cv_.wait(lk);
-        }
-    }
+    std::optional<durable_message> pop() { return pop_until(detail::no_deadline); }
 
     /// Waits at most `timeout` for a message.
     template <class Rep, class Period>
     std::optional<durable_message> pop_for(std::chrono::duration<Rep, Period> timeout) {
-        const auto deadline = std::chrono::steady_clock::now() + timeout;
-        std::unique_lock<std::mutex> lk(mu_);
-        for (;;) {
-            if (auto m = take_locked()) return m;
-            if (closed_) return std::nullopt;
-            waiting w(waiters_);
-            if (auto m = take_locked()) return m;
-            if (cv_.wait_until(lk, deadline) == std::cv_status::timeout) return take_locked();
-        }
+        return pop_until(detail::deadline_after(timeout));
     }
 
     /// Acknowledges message `id`: it is never delivered again, also after a
@@ -201,6 +185,18 @@ public:
     [[nodiscard]] const durable_log& messages() const noexcept { return data_; }
 
 private:
+    std::optional<durable_message> pop_until(detail::deadline_t deadline) {
+        std::unique_lock<std::mutex> lk(mu_);
+        for (;;) {
+            if (auto m = take_locked()) return m;
+            if (closed_) return std::nullopt;
+            waiting w(waiters_);
+            if (auto m = take_locked()) return m;
+            if (deadline == detail::no_deadline) cv_.wait(lk);
+            else if (cv_.wait_until(lk, deadline) == std::cv_status::timeout) return take_locked();
+        }
+    }
+
     /// Counts a pop as waiting for its scope (see push()).
     struct waiting {
         explicit waiting(std::atomic<std::uint32_t>& n) : n_(n) {
