@@ -20,7 +20,7 @@ for set in "$@"; do
         demo) ;;
         bench) packages+=(libbenchmark-dev libboost-dev libtbb-dev libconcurrentqueue-dev
                           libreaderwriterqueue-dev python3-matplotlib
-                          liblmdb-dev librocksdb-dev libsqlite3-dev) ;;
+                          liblmdb-dev librocksdb-dev libsqlite3-dev libzmq3-dev) ;;
         *) echo "install-deps.sh: unknown set '$set' (use test, demo or bench)" >&2; exit 2 ;;
     esac
 done

@@ -13,4 +13,5 @@
 #include "conq/shared_ring.hpp"  // IWYU pragma: export
 #include "conq/durable/log.hpp"  // IWYU pragma: export
 #include "conq/durable/queue.hpp"  // IWYU pragma: export
+#include "conq/broker/broker.hpp"   // IWYU pragma: export (and the three parts)
 #include "conq/version.hpp"      // IWYU pragma: export

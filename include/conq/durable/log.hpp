@@ -864,6 +864,15 @@ public:
         core_->sync_locked();
     }
 
+    /// Returns when the record at `offset` and every record before it are on
+    /// disk (at once if they already are). Callers waiting at the same time
+    /// share one sync: a layer above that appends under its own lock syncs
+    /// here after releasing it. A failure leaves the log failed and throws.
+    void sync_through(std::uint64_t offset) {
+        core_->check_writable("sync");
+        core_->sync_through(offset);
+    }
+
     /// The oldest offset still in the log (retention moves it forward).
     [[nodiscard]] std::uint64_t begin_offset() const noexcept {
         return core_->begin.load(std::memory_order_acquire);
@@ -943,6 +952,15 @@ public:
     [[nodiscard]] std::size_t segment_count() const {
         std::lock_guard<std::mutex> g(core_->segs_mu);
         return core_->segs.size();
+    }
+    /// The first offset of each segment, oldest first: remove_before(x)
+    /// deletes the segments before the last base that is <= x.
+    [[nodiscard]] std::vector<std::uint64_t> segment_bases() const {
+        std::lock_guard<std::mutex> g(core_->segs_mu);
+        std::vector<std::uint64_t> v;
+        v.reserve(core_->segs.size());
+        for (const auto& s : core_->segs) v.push_back(s->base);
+        return v;
     }
 
 private:

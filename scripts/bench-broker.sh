@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# Measures conq::broker's three parts (work queues, pub/sub beside ZeroMQ
+# inproc sockets, streams in memory and durable) in one run, and writes:
+#
+#   build/bench/broker.json   every repetition of conq_broker_bench
+#   build/bench/broker.md     the result table and the same-run ratios, also printed
+#
+# Usage: scripts/bench-broker.sh [extra conq_broker_bench flags]
+# (with extra flags the outputs are named broker-partial.*).
+#
+# Environment: CONQ_BENCH_REPETITIONS (default 5), CONQ_BENCH_BROKER_MESSAGES
+# (default 2000000), CONQ_BENCH_DIR (scratch directory for the durable cases,
+# default /tmp), CONQ_BENCH_TIMEOUT_S, CONQ_BENCH_NOTE (a line printed with
+# the results), CONQ_BENCH_BUILD_DIR (default build/bench), CONQ_BENCH_JOBS
+# (parallel compile jobs, default 2). ZeroMQ is compiled in when found
+# (Debian: libzmq3-dev; scripts/install-deps.sh bench).
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+build=${CONQ_BENCH_BUILD_DIR:-build/bench}
+reps=${CONQ_BENCH_REPETITIONS:-5}
+jobs=${CONQ_BENCH_JOBS:-2}
+python=/usr/bin/python3
+
+scripts/install-deps.sh bench
+cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DCONQ_BUILD_BENCHMARKS=ON \
+    -DCONQ_BUILD_TESTS=OFF -DCONQ_BUILD_EXAMPLES=OFF -DCONQ_INSTALL=OFF
+cmake --build "$build" --target conq_broker_bench -j "$jobs"
+
+out="$build/broker"
+if [[ $# -gt 0 ]]; then out="$build/broker-partial"; fi
+json="$out.json"
+md="$out.md"
+
+command=""
+for var in CONQ_BENCH_REPETITIONS CONQ_BENCH_BROKER_MESSAGES; do
+    if [[ -n ${!var:-} ]]; then command+="$var=${!var} "; fi
+done
+command+="scripts/bench-broker.sh"
+if [[ $# -gt 0 ]]; then command+=" $*"; fi
+
+status=0
+rm -f "$json"
+"$build/benchmarks/conq_broker_bench" \
+    --benchmark_repetitions="$reps" \
+    --benchmark_enable_random_interleaving=true \
+    --benchmark_display_aggregates_only=true \
+    --benchmark_out="$json" \
+    --benchmark_out_format=json \
+    "$@" || status=$?
+
+CONQ_SCRIPTS_DIR="$PWD/scripts" "$python" - "$json" "$md" "$command" "${CONQ_BENCH_NOTE:-}" <<'PY' || status=$((status ? status : $?))
+import os
+import sys
+
+sys.path.insert(0, os.environ["CONQ_SCRIPTS_DIR"])
+from bench_series import load, median, si, spread  # noqa: E402
+
+json_path, md_path, command, note = sys.argv[1:5]
+context, series = load(json_path, "bench-broker.sh")
+reps = max((len(s.rows) + len(s.errors) for s in series.values()), default=0)
+lines = [f"Machine: {context.get('conq_cpu_model', '?')}, {context.get('num_cpus', '?')} CPUs; "
+         f"{context.get('conq_compiler', '?')}, build type {context.get('conq_build_type', '?')}; "
+         f"ZeroMQ {context.get('conq_zmq_version', 'not built in')}. Run on {context.get('date', '?')}, "
+         f"{reps} repetition(s), {int(context.get('conq_broker_messages', '0')):,} messages per run.",
+         "", f"Command: `{command}`"]
+if note:
+    lines += ["", f"**{note}**"]
+lines += ["", "Median [min - max] of the repetitions; items are cycles (work), messages delivered "
+          "(pub/sub: N x subscribers) or records (streams).", "",
+          "| benchmark | items/s | time ms |", "|---|---:|---:|"]
+for name, s in series.items():
+    if not s.rows:
+        lines.append(f"| {name} | FAILED: {'; '.join(s.errors)} | - |")
+        continue
+    lines.append(f"| {name} | {spread(s.values('items_per_second'), si)} | "
+                 f"{spread(s.values('real_time'), lambda v: f'{v:.4g}')} |")
+
+
+def rate(name):
+    s = series.get(name)
+    return median(s, "items_per_second") if s and s.rows else None
+
+
+pairs = [("pubsub/conq/subs:1", "pubsub/zmq_pubsub/subs:1"),
+         ("pubsub/conq/subs:4", "pubsub/zmq_pubsub/subs:4"),
+         ("pubsub/conq/subs:1", "pubsub/zmq_pushpull/pulls:1"),
+         ("stream/append/durable", "stream/log_append/durable"),
+         ("work/cycle/workers:2", "work/cycle/workers:1")]
+rows = [(a, b, rate(a) / rate(b)) for a, b in pairs if rate(a) and rate(b)]
+if rows:
+    lines += ["", "Same-run ratios of the medians:", "", "| this | over | ratio |", "|---|---|---:|"]
+    lines += [f"| {a} | {b} | {r:.2f}x |" for a, b, r in rows]
+text = "\n".join(lines) + "\n"
+with open(md_path, "w", encoding="utf-8") as f:
+    f.write(text)
+print()
+print(text)
+PY
+exit $status
