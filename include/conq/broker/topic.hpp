@@ -257,6 +257,94 @@ private:
     bool valid_ = false;
 };
 
+/// Memory for envelopes, recycled in two size classes (128 and 256 bytes).
+/// A publisher allocates and the subscribers' threads free: through the
+/// general allocator every such pair takes the arena lock on both sides.
+/// Here each thread keeps up to 64 blocks per class and trades batches of
+/// 32 with a process-wide list under a mutex: one lock per 32 envelopes.
+/// Larger or over-aligned envelopes use operator new directly.
+class envelope_blocks {
+public:
+    static constexpr std::size_t classes = 2;
+    static constexpr std::size_t batch = 32;
+
+    /// The class of a block of `bytes`, or `classes` if none fits.
+    static constexpr std::size_t class_of(std::size_t bytes) noexcept {
+        return bytes <= 128 ? 0 : bytes <= 256 ? 1 : classes;
+    }
+    static constexpr std::size_t class_bytes(std::size_t c) noexcept { return std::size_t{128} << c; }
+
+    static void* get(std::size_t c) {
+        std::vector<void*>& mine = local().free[c];
+        if (mine.empty()) refill(mine, c);
+        if (mine.empty()) return ::operator new(class_bytes(c));
+        void* p = mine.back();
+        mine.pop_back();
+        return p;
+    }
+    static void put(std::size_t c, void* p) noexcept {
+        std::vector<void*>& mine = local().free[c];
+        if (mine.size() >= 2 * batch) spill(mine, c, batch);
+        if (mine.size() < mine.capacity()) {
+            mine.push_back(p);
+            return;
+        }
+        ::operator delete(p, class_bytes(c));  // no room was reserved (allocation failed)
+    }
+
+private:
+    struct shared_lists {
+        std::mutex mu;
+        std::vector<void*> free[classes];
+    };
+    struct thread_lists {
+        std::vector<void*> free[classes];
+        thread_lists() {
+            for (auto& v : free) {
+                try {
+                    v.reserve(2 * batch + 1);
+                } catch (...) {
+                }
+            }
+        }
+        ~thread_lists() {
+            for (std::size_t c = 0; c < classes; ++c) spill(free[c], c, free[c].size());
+        }
+    };
+    static shared_lists& shared() noexcept {
+        static shared_lists* s = new shared_lists;  // never destroyed: threads may exit after main
+        return *s;
+    }
+    static thread_lists& local() noexcept {
+        thread_local thread_lists t;
+        return t;
+    }
+    static void refill(std::vector<void*>& mine, std::size_t c) noexcept {
+        shared_lists& s = shared();
+        std::lock_guard<std::mutex> g(s.mu);
+        std::vector<void*>& from = s.free[c];
+        const std::size_t n = std::min(batch, from.size());
+        for (std::size_t i = 0; i < n && mine.size() < mine.capacity(); ++i) {
+            mine.push_back(from.back());
+            from.pop_back();
+        }
+    }
+    static void spill(std::vector<void*>& mine, std::size_t c, std::size_t n) noexcept {
+        shared_lists& s = shared();
+        std::lock_guard<std::mutex> g(s.mu);
+        std::vector<void*>& to = s.free[c];
+        for (std::size_t i = 0; i < n && !mine.empty(); ++i) {
+            void* p = mine.back();
+            mine.pop_back();
+            try {
+                to.push_back(p);
+            } catch (...) {
+                ::operator delete(p, class_bytes(c));
+            }
+        }
+    }
+};
+
 /// What every subscriber of one publish shares: the payload, once, and the
 /// subject, in one allocation (the subject's bytes follow the object).
 /// Reference counted by hand, so that a publish to K subscriptions sets the
@@ -280,7 +368,10 @@ struct envelope {
         constexpr std::size_t align = alignof(Kind) > alignof(std::max_align_t) ? alignof(Kind)
                                                                                  : alignof(std::max_align_t);
         const std::size_t bytes = sizeof(Kind) + subject.size();
-        void* mem = ::operator new(bytes, std::align_val_t{align});
+        const std::size_t cls = align <= alignof(std::max_align_t) ? envelope_blocks::class_of(bytes)
+                                                                  : envelope_blocks::classes;
+        void* mem = cls < envelope_blocks::classes ? envelope_blocks::get(cls)
+                                                   : ::operator new(bytes, std::align_val_t{align});
         char* text = static_cast<char*>(mem) + sizeof(Kind);
         if (!subject.empty()) std::memcpy(text, subject.data(), subject.size());
         try {
@@ -290,18 +381,19 @@ struct envelope {
             k->reply_to = std::move(reply);
             k->bytes_ = bytes;
             k->align_ = align;
+            k->class_ = cls;
             return k;
         } catch (...) {
-            ::operator delete(mem, bytes, std::align_val_t{align});
+            free_block(mem, cls, bytes, align);
             throw;
         }
     }
     void release() const noexcept {
         if (refs.fetch_sub(1, std::memory_order_acq_rel) == 1) {
-            const std::size_t bytes = bytes_, align = align_;
+            const std::size_t bytes = bytes_, align = align_, cls = class_;
             auto* self = const_cast<envelope*>(this);
             self->~envelope();
-            ::operator delete(static_cast<void*>(self), bytes, std::align_val_t{align});
+            free_block(static_cast<void*>(self), cls, bytes, align);
         }
     }
 
@@ -310,8 +402,13 @@ protected:
     virtual ~envelope() = default;
 
 private:
+    static void free_block(void* p, std::size_t cls, std::size_t bytes, std::size_t align) noexcept {
+        if (cls < envelope_blocks::classes) envelope_blocks::put(cls, p);
+        else ::operator delete(p, bytes, std::align_val_t{align});
+    }
     std::size_t bytes_ = 0;
     std::size_t align_ = 0;
+    std::size_t class_ = 0;
 };
 
 /// An envelope that holds the payload itself (publish of a T).
@@ -556,7 +653,25 @@ public:
         {
             std::lock_guard<spin_word> g(lock_);
             const std::size_t k = std::min({max, count_, out.capacity() - out.size()});
-            for (; n < k; ++n) out.push_back(take_locked(wake_pub, wake_idle));
+            // The bookkeeping of take_locked once for the batch: the lock is
+            // held for a few stores per message.
+            std::uint64_t last = last_taken_;
+            std::size_t h = head_;
+            for (; n < k; ++n) {
+                slot& s = ring_[h];
+                out.push_back(message<T>(std::move(s.env), s.seq, s.seq - last - 1));
+                last = s.seq;
+                h = (h + 1) & mask_;
+            }
+            if (k != 0) {
+                last_taken_ = last;
+                head_ = h;
+                count_ -= k;
+                delivered_ += k;
+                size_.store(count_, std::memory_order_relaxed);
+                wake_pub = publishers_waiting_ != 0;
+                wake_idle = count_ == 0 && hub_ != nullptr && hub_->waiters.load(std::memory_order_relaxed) != 0;
+            }
         }
         if (wake_pub) wake_all();
         if (wake_idle) hub_->notify();
