@@ -763,7 +763,7 @@ TEST_CASE("topics: request and reply round-trip", "[topic][threads]") {
     std::thread responder([&] {
         const auto m = service.next();
         if (!m) return;
-        seen_reply_to = m->reply_to();
+        seen_reply_to = std::string(m->reply_to());
         first_reply = bus.reply(*m, m->payload() * 2);
         second_reply = bus.reply(*m, -1);  // the requester takes the first only
     });

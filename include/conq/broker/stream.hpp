@@ -64,14 +64,19 @@
 // last value of a (group, partition) winning, and compacted every 1024
 // commits by writing the table again and deleting the segments before it).
 // Group state (members, owners, committed offsets) sits under one mutex per
-// stream; a member compares its group's generation (an atomic) on each call
-// and takes that mutex only when it changed. A blocked poll sleeps on the
-// stream's condition variable, which appends signal only while somebody
-// sleeps (one seq_cst load otherwise); with conq::manual_clock its timeout
-// runs on the manual time and advance() wakes it. There is one condition
-// variable per stream: while polls sleep, every append to the stream wakes
-// all of them, also those whose partitions it did not touch (they check and
-// sleep again), which suits a handful of consumers per stream.
+// stream; under sync::always or every<N> a commit syncs offsets/ after
+// releasing it (commits waiting at once share one sync), so no call waits for
+// the disk behind another member's commit (but for the sync before a
+// compaction deletes segments, once per 1024 commits). A partition append
+// takes no stream lock: its log's own sync is shared the same way. A member
+// compares its group's generation (an atomic) on each call and takes that
+// mutex only when it changed. A blocked poll sleeps on the stream's condition
+// variable, which appends signal only while somebody sleeps (one seq_cst load
+// otherwise); with conq::manual_clock its timeout runs on the manual time and
+// advance() wakes it. There is one condition variable per stream: while polls
+// sleep, every append to the stream wakes all of them, also those whose
+// partitions it did not touch (they check and sleep again), which suits a
+// handful of consumers per stream.
 //
 // Lifetimes: stream references are valid while the streams object lives.
 // Consumers and stream_records must not outlive it. A stream_record keeps
@@ -110,6 +115,7 @@
 
 #include "conq/broker/common.hpp"
 #include "conq/detail/posix_file.hpp"
+#include "conq/detail/wait.hpp"
 #include "conq/durable/log.hpp"
 #include "conq/durable/options.hpp"
 #include "conq/policy.hpp"
@@ -265,7 +271,9 @@ struct chunk {
 /// append touches.
 template <class T>
 struct alignas(destructive_size) partition {
-    std::mutex mu;
+    // A spin lock: held for the few stores of an append, or by a reader to
+    // pin chunks (a mutex costs an append a second atomic to unlock).
+    spin_word mu;
     // In memory (guarded by mu): chunks.front()->base <= begin <= end.
     std::deque<std::shared_ptr<chunk<T>>> chunks;
     std::uint64_t begin = 0;
@@ -558,7 +566,17 @@ public:
     public:
         stream(const stream&) = delete;
         stream& operator=(const stream&) = delete;
-        ~stream() = default;
+        ~stream() {
+            // Under always and every<N> the offsets log is opened with
+            // sync::none (see offsets_options), so its destructor would not
+            // sync what is left: do it here, errors swallowed as there.
+            if (offsets_ && syncs_offsets_itself()) {
+                try {
+                    offsets_->sync();
+                } catch (...) {
+                }
+            }
+        }
 
         /// Appends `payload` with `key` to partition stream_key_partition(key,
         /// partitions()). Throws broker_error: payload_too_large, closed;
@@ -630,7 +648,7 @@ public:
             }
             const std::int64_t now = owner_->clock_.now_ns();
             for (auto& part : parts_) {
-                std::lock_guard<std::mutex> g(part->mu);
+                std::lock_guard<detail::spin_word> g(part->mu);
                 retain_locked(*part, now);
             }
         }
@@ -694,7 +712,7 @@ public:
                     ps.bytes = part.log->segment_count() * part.log->options().segment_size;
                     s.appended += part.published.load(std::memory_order_relaxed);
                 } else {
-                    std::lock_guard<std::mutex> g(part.mu);
+                    std::lock_guard<detail::spin_word> g(part.mu);
                     ps.begin_offset = part.begin;
                     ps.end_offset = part.end.load(std::memory_order_relaxed);
                     ps.bytes = part.bytes;
@@ -766,7 +784,7 @@ public:
             std::string k = keyed ? std::string(key) : std::string();  // allocates outside the lock
             std::uint64_t off;
             {
-                std::lock_guard<std::mutex> g(part.mu);
+                std::lock_guard<detail::spin_word> g(part.mu);
                 off = part.end.load(std::memory_order_relaxed);
                 if (part.chunks.empty() || part.chunks.back()->n == chunk_t::capacity)
                     part.chunks.push_back(std::make_shared<chunk_t>(off));
@@ -874,7 +892,7 @@ public:
         [[nodiscard]] std::uint64_t begin_of(std::uint32_t p) const {
             auto& part = *parts_[p];
             if (owner_->durable_) return part.log->begin_offset();
-            std::lock_guard<std::mutex> g(part.mu);
+            std::lock_guard<detail::spin_word> g(part.mu);
             return part.begin;
         }
         [[nodiscard]] std::uint64_t end_of(std::uint32_t p) const {
@@ -893,7 +911,7 @@ public:
             std::uint64_t first_base = 0, from = pos;
             std::size_t n = 0;
             {
-                std::lock_guard<std::mutex> g(part.mu);
+                std::lock_guard<detail::spin_word> g(part.mu);
                 const std::uint64_t end = part.end.load(std::memory_order_relaxed);
                 if (from < part.begin || from > end) {
                     if (!skipped) throw out_of_range("read", from, part.begin, end);
@@ -1044,30 +1062,47 @@ public:
 
         /// Stores the commits `entries` of member `id` (those of partitions
         /// it still owns). Durable: one record in offsets/ first; nothing
-        /// changes if that throws.
+        /// changes if that append throws. The sync that sync::always (or
+        /// every<N>) asks for comes after groups_mu_ is released (see
+        /// offsets_options): commits waiting at the same time share one sync,
+        /// and other members' calls never wait for the disk. So another
+        /// thread may see the new offset (committed(), a rebalance) a moment
+        /// before it is on disk; this commit returns only once it is. If that
+        /// sync fails, the commit stays in memory, the offsets log is failed
+        /// (later commits throw) and the durable_error is thrown here.
         void store_commits(group_state& g, std::uint64_t id,
                            std::vector<std::pair<std::uint32_t, std::uint64_t>>& entries, bool strict) {
-            std::lock_guard<std::mutex> lk(groups_mu_);
-            if (strict && g.owner[entries.front().first] != id)
-                throw broker_error(broker_errc::invalid_argument, "commit",
-                                   "partition " + std::to_string(entries.front().first) + " not assigned");
-            // Partitions no longer this member's are left alone; unchanged
-            // offsets are not written again.
-            std::erase_if(entries, [&](const auto& e) {
-                return g.owner[e.first] != id || (g.has[e.first] && g.committed[e.first] == e.second);
-            });
-            if (entries.empty()) return;
-            if (owner_->durable_) {
-                if (commits_since_compact_ >= compact_every(groups_.size())) compact_offsets_locked();
-                std::string rec;
-                encode_commit(rec, g.name, entries);
-                offsets_->append(std::string_view(rec));
-                ++commits_since_compact_;
+            std::uint64_t at = 0;  // the offset of this commit's record in offsets/
+            {
+                std::lock_guard<std::mutex> lk(groups_mu_);
+                if (strict && g.owner[entries.front().first] != id)
+                    throw broker_error(broker_errc::invalid_argument, "commit",
+                                       "partition " + std::to_string(entries.front().first) + " not assigned");
+                // Partitions no longer this member's are left alone; unchanged
+                // offsets are not written again.
+                std::erase_if(entries, [&](const auto& e) {
+                    return g.owner[e.first] != id || (g.has[e.first] && g.committed[e.first] == e.second);
+                });
+                if (entries.empty()) return;
+                if (owner_->durable_) {
+                    if (commits_since_compact_ >= compact_every(groups_.size())) compact_offsets_locked();
+                    std::string rec;
+                    encode_commit(rec, g.name, entries);
+                    at = offsets_->append(std::string_view(rec));
+                    ++commits_since_compact_;
+                }
+                for (const auto& [p, off] : entries) {
+                    g.committed[p] = off;
+                    g.has[p] = 1;
+                }
             }
-            for (const auto& [p, off] : entries) {
-                g.committed[p] = off;
-                g.has[p] = 1;
-            }
+            if (!owner_->durable_) return;
+            // The sync the log's append would have done (under groups_mu_)
+            // had it been opened with the user's policy.
+            const sync_policy& sp = owner_->base_.sync;
+            if (sp.kind == sync_policy::mode::always ||
+                (sp.kind == sync_policy::mode::every && (at + 1) % sp.records == 0))
+                offsets_->sync_through(at);
         }
 
         [[nodiscard]] bool idle() const {
@@ -1097,10 +1132,22 @@ public:
             }
         }
 
+        /// Whether the stream, not the offsets log, does the syncs that the
+        /// sync policy asks for (always, every<N>).
+        [[nodiscard]] bool syncs_offsets_itself() const noexcept {
+            const auto k = owner_->base_.sync.kind;
+            return k == sync_policy::mode::always || k == sync_policy::mode::every;
+        }
+
         static std::size_t compact_every(std::size_t groups) noexcept { return std::max<std::size_t>(1024, 8 * groups); }
 
+        /// The offsets log's options: the base options, but under sync::always
+        /// and every<N> the log itself never syncs (an append syncing there
+        /// would wait for the disk while holding groups_mu_); store_commits
+        /// syncs after releasing it, and ~stream syncs what is left.
         [[nodiscard]] durable_options offsets_options() const {
             durable_options o = owner_->base_;
+            if (syncs_offsets_itself()) o.sync = conq::sync::none;
             o.retention_bytes = 0;
             o.retention_age = std::chrono::nanoseconds(0);
             o.prefault = false;
@@ -1170,6 +1217,10 @@ public:
                 offsets_->append(std::string_view(rec));
                 ++written;
             }
+            // The table must be on disk before the segments it replaces go
+            // (the offsets log syncs nothing by itself under always and
+            // every<N>, see offsets_options). Rare: once per 1024 commits.
+            if (owner_->base_.sync.kind != sync_policy::mode::none) offsets_->sync();
             offsets_->remove_before(first);
             commits_since_compact_ = written;
         }
@@ -1268,7 +1319,9 @@ public:
         /// Commits this member's position in every partition it is assigned
         /// (after learning of any rebalance): the group resumes there. Throws
         /// broker_error(invalid_argument) after leave(); durable:
-        /// durable_error (then nothing was committed).
+        /// durable_error (if writing the commit failed, nothing was
+        /// committed; if only the sync after it failed, the commit stands in
+        /// memory, may be lost by a crash, and later commits throw).
         void commit() {
             check_joined("commit");
             refresh();

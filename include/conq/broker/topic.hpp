@@ -257,7 +257,8 @@ private:
     bool valid_ = false;
 };
 
-/// Memory for envelopes, recycled in two size classes (128 and 256 bytes).
+/// Memory for envelopes, recycled in three size classes (64, 128 and 256
+/// bytes, aligned to their size up to a cache line).
 /// A publisher allocates and the subscribers' threads free: through the
 /// general allocator every such pair takes the arena lock on both sides.
 /// Here each thread keeps up to 64 blocks per class and trades batches of
@@ -265,19 +266,20 @@ private:
 /// Larger or over-aligned envelopes use operator new directly.
 class envelope_blocks {
 public:
-    static constexpr std::size_t classes = 2;
+    static constexpr std::size_t classes = 3;
     static constexpr std::size_t batch = 32;
+    static constexpr std::size_t block_align = 64;  // one block, whole cache lines
 
     /// The class of a block of `bytes`, or `classes` if none fits.
     static constexpr std::size_t class_of(std::size_t bytes) noexcept {
-        return bytes <= 128 ? 0 : bytes <= 256 ? 1 : classes;
+        return bytes <= 64 ? 0 : bytes <= 128 ? 1 : bytes <= 256 ? 2 : classes;
     }
-    static constexpr std::size_t class_bytes(std::size_t c) noexcept { return std::size_t{128} << c; }
+    static constexpr std::size_t class_bytes(std::size_t c) noexcept { return std::size_t{64} << c; }
 
     static void* get(std::size_t c) {
         std::vector<void*>& mine = local().free[c];
         if (mine.empty()) refill(mine, c);
-        if (mine.empty()) return ::operator new(class_bytes(c));
+        if (mine.empty()) return ::operator new(class_bytes(c), std::align_val_t{block_align});
         void* p = mine.back();
         mine.pop_back();
         return p;
@@ -289,7 +291,7 @@ public:
             mine.push_back(p);
             return;
         }
-        ::operator delete(p, class_bytes(c));  // no room was reserved (allocation failed)
+        ::operator delete(p, std::align_val_t{block_align});  // no room was reserved
     }
 
 private:
@@ -339,49 +341,56 @@ private:
             try {
                 to.push_back(p);
             } catch (...) {
-                ::operator delete(p, class_bytes(c));
+                ::operator delete(p, std::align_val_t{block_align});
             }
         }
     }
 };
 
-/// What every subscriber of one publish shares: the payload, once, and the
-/// subject, in one allocation (the subject's bytes follow the object).
-/// Reference counted by hand, so that a publish to K subscriptions sets the
-/// count to K once instead of K atomic increments on a line the consumers
-/// are decrementing.
+/// What every subscriber of one publish shares: the payload, once, with
+/// the subject and the reply subject, in one allocation (their bytes follow
+/// the object). Reference counted by hand, so that a publish to K
+/// subscriptions sets the count to K once instead of K atomic increments on
+/// a line the consumers are decrementing. Kept small: with a 16-byte payload
+/// and a subject of up to 16 bytes it fills one 64-byte block, one cache
+/// line to move from the publisher's core to the subscribers'.
 template <class T>
 struct envelope {
     envelope(const envelope&) = delete;
     envelope& operator=(const envelope&) = delete;
 
     mutable std::atomic<std::uint32_t> refs;
+    std::uint16_t subject_len = 0;
+    std::uint16_t reply_len = 0;
     const T* payload = nullptr;
-    std::string_view subject;
-    std::string reply_to;
+
+    [[nodiscard]] std::string_view subject() const noexcept { return {text(), subject_len}; }
+    [[nodiscard]] std::string_view reply_to() const noexcept { return {text() + subject_len, reply_len}; }
 
     /// A `Kind` (owning_envelope or sharing_envelope) on `subject`, holding
-    /// `refs` references.
+    /// `refs` references. Subjects are at most 255 bytes, reply subjects
+    /// shorter.
     template <class Kind, class... Args>
-    static const envelope* create(std::string_view subject, std::uint32_t refs, std::string reply,
+    static const envelope* create(std::string_view subject, std::uint32_t refs, std::string_view reply,
                                   Args&&... args) {
         constexpr std::size_t align = alignof(Kind) > alignof(std::max_align_t) ? alignof(Kind)
                                                                                  : alignof(std::max_align_t);
-        const std::size_t bytes = sizeof(Kind) + subject.size();
+        const std::size_t bytes = sizeof(Kind) + subject.size() + reply.size();
         const std::size_t cls = align <= alignof(std::max_align_t) ? envelope_blocks::class_of(bytes)
                                                                   : envelope_blocks::classes;
         void* mem = cls < envelope_blocks::classes ? envelope_blocks::get(cls)
                                                    : ::operator new(bytes, std::align_val_t{align});
         char* text = static_cast<char*>(mem) + sizeof(Kind);
         if (!subject.empty()) std::memcpy(text, subject.data(), subject.size());
+        if (!reply.empty()) std::memcpy(text + subject.size(), reply.data(), reply.size());
         try {
             Kind* k = ::new (mem) Kind(std::forward<Args>(args)...);
             k->refs.store(refs, std::memory_order_relaxed);
-            k->subject = std::string_view(text, subject.size());
-            k->reply_to = std::move(reply);
-            k->bytes_ = bytes;
-            k->align_ = align;
-            k->class_ = cls;
+            k->subject_len = static_cast<std::uint16_t>(subject.size());
+            k->reply_len = static_cast<std::uint16_t>(reply.size());
+            k->bytes_ = static_cast<std::uint32_t>(bytes);
+            k->align_ = static_cast<std::uint16_t>(align);
+            k->class_ = static_cast<std::uint8_t>(cls);
             return k;
         } catch (...) {
             free_block(mem, cls, bytes, align);
@@ -402,13 +411,17 @@ protected:
     virtual ~envelope() = default;
 
 private:
-    static void free_block(void* p, std::size_t cls, std::size_t bytes, std::size_t align) noexcept {
-        if (cls < envelope_blocks::classes) envelope_blocks::put(cls, p);
-        else ::operator delete(p, bytes, std::align_val_t{align});
+    // The text sits at the end of the allocation: bytes_ counts it.
+    [[nodiscard]] const char* text() const noexcept {
+        return reinterpret_cast<const char*>(this) + bytes_ - subject_len - reply_len;
     }
-    std::size_t bytes_ = 0;
-    std::size_t align_ = 0;
-    std::size_t class_ = 0;
+    static void free_block(void* p, std::size_t cls, std::size_t /*bytes*/, std::size_t align) noexcept {
+        if (cls < envelope_blocks::classes) envelope_blocks::put(cls, p);
+        else ::operator delete(p, std::align_val_t{align});
+    }
+    std::uint32_t bytes_ = 0;
+    std::uint16_t align_ = 0;
+    std::uint8_t class_ = 0;
 };
 
 /// An envelope that holds the payload itself (publish of a T).
@@ -469,9 +482,9 @@ class message {
 public:
     /// The subject it was published on (for a reply: the requester's reply
     /// subject).
-    [[nodiscard]] std::string_view subject() const noexcept { return env_->subject; }
+    [[nodiscard]] std::string_view subject() const noexcept { return env_->subject(); }
     /// Where to reply (topics::reply); empty unless sent by request().
-    [[nodiscard]] const std::string& reply_to() const noexcept { return env_->reply_to; }
+    [[nodiscard]] std::string_view reply_to() const noexcept { return env_->reply_to(); }
     /// The payload, one object shared by every subscriber.
     [[nodiscard]] const T& payload() const noexcept { return *env_->payload; }
     /// The payload as a shared pointer (it keeps the message's data alive).
@@ -1171,14 +1184,14 @@ public:
     /// Queues a reply to the inbox named by `reply_to`: 1, or 0 if the
     /// requester is gone or already has its reply (the first one wins: the
     /// inbox leaves the map with it).
-    std::size_t reply(const std::string& reply_to, T&& payload) {
+    std::size_t reply(std::string_view reply_to, T&& payload) {
         reader rd(*this);
         publisher_slot& s = rd.slot();
         s.bump(s.published);
         env_ptr e;  // released after reply_mu_: a payload's destructor may reply
         std::uint64_t id = 0;
         if (parse_inbox(reply_to, id)) {
-            e = env_ptr(envelope<T>::template create<owning_envelope<T>>(reply_to, 1, std::string(),
+            e = env_ptr(envelope<T>::template create<owning_envelope<T>>(reply_to, 1, std::string_view(),
                                                                           std::move(payload)));
             std::lock_guard<std::mutex> g(reply_mu_);
             if (const auto it = inboxes_.find(id); it != inboxes_.end()) {
@@ -1439,7 +1452,7 @@ public:
     std::size_t publish(std::string_view subject, T payload) {
         core_->check_publish(subject, payload, "publish");
         return core_->publish(subject, [&](std::string_view s, std::uint32_t refs) {
-            return detail::envelope<T>::template create<detail::owning_envelope<T>>(s, refs, std::string(),
+            return detail::envelope<T>::template create<detail::owning_envelope<T>>(s, refs, std::string_view(),
                                                                                     std::move(payload));
         });
     }
@@ -1454,7 +1467,7 @@ public:
         }
         core_->check_publish(subject, *payload, "publish");
         return core_->publish(subject, [&](std::string_view s, std::uint32_t refs) {
-            return detail::envelope<T>::template create<detail::sharing_envelope<T>>(s, refs, std::string(),
+            return detail::envelope<T>::template create<detail::sharing_envelope<T>>(s, refs, std::string_view(),
                                                                                      std::move(payload));
         });
     }
@@ -1490,7 +1503,7 @@ public:
             ~closer() { c.close_inbox(id, q); }
         } guard{*core_, id, inbox};
         const std::size_t reached = core_->publish(subject, [&](std::string_view s, std::uint32_t refs) {
-            return detail::envelope<T>::template create<detail::owning_envelope<T>>(s, refs, std::move(reply_to),
+            return detail::envelope<T>::template create<detail::owning_envelope<T>>(s, refs, reply_to,
                                                                                     std::move(payload));
         });
         if (reached == 0) return std::nullopt;
