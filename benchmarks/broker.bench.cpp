@@ -44,7 +44,9 @@
 //
 // Settings: --conq_messages=N (CONQ_BENCH_BROKER_MESSAGES),
 // --conq_dir=PATH (CONQ_BENCH_DIR, default /tmp) for the durable cases,
-// --conq_timeout_s=S (CONQ_BENCH_TIMEOUT_S, default 120).
+// --conq_timeout_s=S (CONQ_BENCH_TIMEOUT_S, default 120), --conq_pin=1
+// (CONQ_BENCH_PIN; default 0: unpinned) pins thread 0 to the first allowed
+// CPU and every other thread to the second.
 #include "bench_common.hpp"
 
 #include <conq/broker/broker.hpp>

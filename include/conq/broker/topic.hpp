@@ -625,14 +625,22 @@ public:
     /// (clock_cv::forever: no limit). nullopt on time-out, once unsubscribed,
     /// or once closed and empty.
     std::optional<message<T>> take_until(std::int64_t deadline) {
-        if (auto m = try_take()) return m;
+        // The lock only when there is something to take: an empty queue's
+        // consumer leaves the line to the publishers.
+        if (size_.load(std::memory_order_relaxed) != 0) {
+            if (auto m = try_take()) return m;
+        }
         if (state_.load(std::memory_order_acquire) == 0 &&
             (deadline == clock_cv<Clock>::forever || clock_.now_ns() < deadline)) {
-            spin_then_yield([this, deadline] {
+            const bool ready = spin_then_yield([this, deadline] {
                 return size_.load(std::memory_order_relaxed) != 0 ||
                        state_.load(std::memory_order_relaxed) != 0 ||
                        (deadline != clock_cv<Clock>::forever && clock_.now_ns() >= deadline);
             });
+            // A message came while spinning: take it without the sleepers' mutex.
+            if (ready && size_.load(std::memory_order_relaxed) != 0) {
+                if (auto m = try_take()) return m;
+            }
         }
         std::unique_lock<std::mutex> wl(wait_mu_);
         std::unique_lock<spin_word> g(lock_);
