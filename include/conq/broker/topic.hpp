@@ -44,9 +44,13 @@
 // first published). subscribe and unsubscribe copy the table and swap it in;
 // a publisher protects the table it reads with a hazard slot of its own, so
 // a publish takes no lock shared by all publishers and allocates once (the
-// shared payload). Each subscription queue is a ring under a small spin lock;
-// threads that must wait sleep on a condition variable, which the other side
-// touches only when somebody sleeps.
+// shared payload). Each subscription queue is a ring with two small spin
+// locks, one for its publishers' end and one for its consumer's, and an
+// atomic count between them: a publisher and the consumer meet on the count
+// only, and take both locks only for what is rare (growing the ring,
+// drop_oldest's eviction, close, unsubscribe, stats). Threads that must wait
+// sleep on a condition variable, which the other side touches only when
+// somebody sleeps.
 #pragma once
 
 #include <conq/broker/common.hpp>
@@ -548,9 +552,31 @@ bool spin_then_yield(Ready&& ready) {
     }
 }
 
-/// One subscription's queue: a ring under a spin lock (publishers and the
-/// consumer hold it for a few stores), a mutex and condition variable for
-/// those who sleep.
+/// One subscription's queue: a ring under two spin locks, one for the
+/// publishers' end and one for the consumer's, so that a publisher and the
+/// consumer do not take the same lock word.
+///
+///   - tail_lock_ (publishers): the slot at tail_, seq_, received_,
+///     rejected_, high_water_.
+///   - head_lock_ (consumers): the slot at head_, last_taken_, delivered_.
+///   - count_ (atomic): the messages queued. A publisher writes its slot and
+///     then adds 1 (a release, and a full barrier); a consumer reads it
+///     (acquire) before it takes the slots it counts, and subtracts what it
+///     took (a release, and a full barrier) after moving them out, so a
+///     publisher that reads it (acquire) reuses only slots already emptied.
+///     Only publishers add, only consumers (and drop_oldest's eviction, under
+///     both locks) subtract, so under both locks it does not move.
+///   - Both locks (always tail_lock_, then head_lock_): whatever both ends
+///     read, ring_, ring_size_, mask_, state_ (grow, unsubscribe, close), a
+///     drop_oldest eviction (dropped_), and stats().
+///
+/// Sleepers use wait_mu_ and cv_. A consumer about to sleep (holding
+/// wait_mu_) adds to consumers_waiting_ and then reads count_ again; a
+/// publisher adds to count_ and then reads consumers_waiting_: all of it
+/// sequentially consistent, so one of the two sees the other, and a
+/// publisher that sees a sleeper takes wait_mu_ before notifying, which it
+/// cannot get before the sleeper waits. Publishers waiting for room and
+/// publishers_waiting_ mirror that with the consumer's subtraction.
 template <class T, class Clock>
 class topic_queue {
 public:
@@ -567,7 +593,7 @@ public:
     [[nodiscard]] const topic_pattern& pattern() const noexcept { return pattern_; }
     [[nodiscard]] std::size_t capacity() const noexcept { return cap_; }
     [[nodiscard]] overflow_action overflow() const noexcept { return overflow_; }
-    [[nodiscard]] std::size_t size() const noexcept { return size_.load(std::memory_order_relaxed); }
+    [[nodiscard]] std::size_t size() const noexcept { return count_.load(std::memory_order_relaxed); }
     [[nodiscard]] bool active() const noexcept {
         return (state_.load(std::memory_order_acquire) & unsubscribed_bit) == 0;
     }
@@ -578,15 +604,19 @@ public:
     /// closed.
     template <class E>
     std::size_t push(E&& e) {
-        env_ptr evicted;  // released after the lock: its payload's destructor may publish
+        env_ptr evicted;  // released after the locks: its payload's destructor may publish
         bool wake = false;
         {
-            std::unique_lock<spin_word> g(lock_);
+            std::unique_lock<spin_word> g(tail_lock_);
+            // state_ changes under both locks: this read is current.
             if (const std::uint32_t st = state_.load(std::memory_order_relaxed); st != 0) {
                 g.unlock();
                 return refused(st);
             }
-            if (count_ == cap_) {
+            // Never below the true count (only publishers add, under this
+            // lock); acquire: the slots the consumer gave back are empty.
+            const std::size_t c = count_.load(std::memory_order_acquire);
+            if (c == cap_) {
                 if (overflow_ == overflow_action::reject) {
                     ++seq_;  // the loss shows as a gap on the next message taken
                     ++rejected_;
@@ -596,13 +626,18 @@ public:
                     g.unlock();
                     return push_blocking(std::forward<E>(e));
                 }
-                evicted = std::move(ring_[head_].env);
-                head_ = (head_ + 1) & mask_;
-                --count_;
-                ++dropped_;
+                std::lock_guard<spin_word> h(head_lock_);
+                if (count_.load(std::memory_order_relaxed) == cap_) {  // the consumer may have taken some
+                    evicted = std::move(ring_[head_].env);
+                    head_ = (head_ + 1) & mask_;
+                    count_.fetch_sub(1, std::memory_order_relaxed);  // both locks held: nobody reads it for a slot
+                    ++dropped_;
+                }
+                // count_ < cap_ <= ring_size_ now: no grow.
+            } else if (c == ring_size_) {
+                grow();
             }
-            place(std::forward<E>(e));
-            wake = consumers_waiting_ != 0;
+            wake = place(std::forward<E>(e));
         }
         if (wake) wake_all();
         return 1;
@@ -612,8 +647,8 @@ public:
         std::optional<message<T>> m;
         bool wake_pub = false, wake_idle = false;
         {
-            std::lock_guard<spin_word> g(lock_);
-            if (count_ == 0) return m;
+            std::lock_guard<spin_word> g(head_lock_);
+            if (count_.load(std::memory_order_acquire) == 0) return m;
             m.emplace(take_locked(wake_pub, wake_idle));
         }
         if (wake_pub) wake_all();
@@ -625,27 +660,27 @@ public:
     /// (clock_cv::forever: no limit). nullopt on time-out, once unsubscribed,
     /// or once closed and empty.
     std::optional<message<T>> take_until(std::int64_t deadline) {
-        // The lock only when there is something to take: an empty queue's
-        // consumer leaves the line to the publishers.
-        if (size_.load(std::memory_order_relaxed) != 0) {
+        // A lock only when there is something to take: an empty queue's
+        // consumer leaves the lines to the publishers.
+        if (count_.load(std::memory_order_relaxed) != 0) {
             if (auto m = try_take()) return m;
         }
         if (state_.load(std::memory_order_acquire) == 0 &&
             (deadline == clock_cv<Clock>::forever || clock_.now_ns() < deadline)) {
             const bool ready = spin_then_yield([this, deadline] {
-                return size_.load(std::memory_order_relaxed) != 0 ||
+                return count_.load(std::memory_order_relaxed) != 0 ||
                        state_.load(std::memory_order_relaxed) != 0 ||
                        (deadline != clock_cv<Clock>::forever && clock_.now_ns() >= deadline);
             });
             // A message came while spinning: take it without the sleepers' mutex.
-            if (ready && size_.load(std::memory_order_relaxed) != 0) {
+            if (ready && count_.load(std::memory_order_relaxed) != 0) {
                 if (auto m = try_take()) return m;
             }
         }
         std::unique_lock<std::mutex> wl(wait_mu_);
-        std::unique_lock<spin_word> g(lock_);
+        std::unique_lock<spin_word> g(head_lock_);
         for (;;) {
-            if (count_ != 0) {
+            if (count_.load(std::memory_order_acquire) != 0) {
                 bool wake_pub = false, wake_idle = false;
                 message<T> m = take_locked(wake_pub, wake_idle);
                 g.unlock();
@@ -654,26 +689,35 @@ public:
                 if (wake_idle) hub_->notify();
                 return m;
             }
+            // state_ changes under both locks: this read is current.
             if (state_.load(std::memory_order_relaxed) != 0) return std::nullopt;
             if (deadline != clock_cv<Clock>::forever && clock_.now_ns() >= deadline) return std::nullopt;
-            ++consumers_waiting_;
+            // Counted, then count_ read again: a publisher that added after
+            // this read sees the count and wakes us (it needs wait_mu_,
+            // which we hold until we sleep).
+            consumers_waiting_.fetch_add(1, std::memory_order_seq_cst);
+            if (count_.load(std::memory_order_seq_cst) != 0) {
+                consumers_waiting_.fetch_sub(1, std::memory_order_relaxed);
+                continue;
+            }
             g.unlock();
             cv_.wait_until(wl, deadline);
             g.lock();
-            --consumers_waiting_;
+            consumers_waiting_.fetch_sub(1, std::memory_order_relaxed);
         }
     }
 
     /// Appends up to `max` queued messages to `out`, without waiting.
     std::size_t take_n(std::vector<message<T>>& out, std::size_t max) {
-        const std::size_t guess = std::min(max, size_.load(std::memory_order_relaxed));
+        const std::size_t guess = std::min(max, count_.load(std::memory_order_relaxed));
         if (guess == 0) return 0;
         out.reserve(out.size() + guess);  // no allocation under the lock
         std::size_t n = 0;
         bool wake_pub = false, wake_idle = false;
         {
-            std::lock_guard<spin_word> g(lock_);
-            const std::size_t k = std::min({max, count_, out.capacity() - out.size()});
+            std::lock_guard<spin_word> g(head_lock_);
+            const std::size_t k =
+                std::min({max, count_.load(std::memory_order_acquire), out.capacity() - out.size()});
             // The bookkeeping of take_locked once for the batch: the lock is
             // held for a few stores per message.
             std::uint64_t last = last_taken_;
@@ -687,11 +731,10 @@ public:
             if (k != 0) {
                 last_taken_ = last;
                 head_ = h;
-                count_ -= k;
                 delivered_ += k;
-                size_.store(count_, std::memory_order_relaxed);
-                wake_pub = publishers_waiting_ != 0;
-                wake_idle = count_ == 0 && hub_ != nullptr && hub_->waiters.load(std::memory_order_relaxed) != 0;
+                const std::size_t left = count_.fetch_sub(k, std::memory_order_seq_cst) - k;
+                wake_pub = publishers_waiting_.load(std::memory_order_seq_cst) != 0;
+                wake_idle = left == 0 && hub_ != nullptr && hub_->waiters.load(std::memory_order_relaxed) != 0;
             }
         }
         if (wake_pub) wake_all();
@@ -702,15 +745,16 @@ public:
     /// Stops the queue for good and discards what it holds; wakes everyone
     /// waiting on it. True the first time.
     bool unsubscribe() noexcept {
-        std::unique_ptr<slot[]> discarded;  // destroyed after the lock
+        std::unique_ptr<slot[]> discarded;  // destroyed after the locks
         {
-            std::lock_guard<spin_word> g(lock_);
+            std::lock_guard<spin_word> g(tail_lock_);
+            std::lock_guard<spin_word> h(head_lock_);
             const std::uint32_t st = state_.load(std::memory_order_relaxed);
             if (st & unsubscribed_bit) return false;
             state_.store(st | unsubscribed_bit, std::memory_order_release);
             discarded = std::move(ring_);
-            ring_size_ = mask_ = head_ = count_ = 0;
-            size_.store(0, std::memory_order_relaxed);
+            ring_size_ = mask_ = head_ = tail_ = 0;
+            count_.store(0, std::memory_order_relaxed);
         }
         wake_all();
         return true;
@@ -720,23 +764,32 @@ public:
     /// consumers drain what is queued and then get nullopt.
     void close() noexcept {
         {
-            std::lock_guard<spin_word> g(lock_);
+            std::lock_guard<spin_word> g(tail_lock_);
+            std::lock_guard<spin_word> h(head_lock_);
             state_.store(state_.load(std::memory_order_relaxed) | closed_bit, std::memory_order_release);
         }
         wake_all();
     }
 
-    /// Whether the queue is empty; under the lock, so that a consumer that
-    /// empties it later sees the idle waiter counted before this call.
+    /// Whether the queue is empty; under the consumers' lock, so that a
+    /// consumer that empties it later sees the idle waiter counted before
+    /// this call.
     [[nodiscard]] bool empty_now() noexcept {
-        std::lock_guard<spin_word> g(lock_);
-        return count_ == 0;
+        std::lock_guard<spin_word> h(head_lock_);
+        return count_.load(std::memory_order_relaxed) == 0;
     }
 
     [[nodiscard]] subscription_stats stats() noexcept {
-        std::lock_guard<spin_word> g(lock_);
-        return subscription_stats{received_, delivered_, dropped_, rejected_, high_water_,
-                                  count_, consumers_waiting_, publishers_waiting_};
+        std::lock_guard<spin_word> g(tail_lock_);
+        std::lock_guard<spin_word> h(head_lock_);
+        return subscription_stats{received_,
+                                  delivered_,
+                                  dropped_,
+                                  rejected_,
+                                  high_water_,
+                                  count_.load(std::memory_order_relaxed),
+                                  consumers_waiting_.load(std::memory_order_relaxed),
+                                  publishers_waiting_.load(std::memory_order_relaxed)};
     }
 
     bool folded = false;  // its counters moved to the topics totals (topic_core's writer lock)
@@ -752,68 +805,90 @@ private:
         throw broker_error(broker_errc::closed, "publish");
     }
 
-    /// Appends under the lock; room exists (count_ < cap_).
+    /// Appends under tail_lock_; the slot at tail_ is free (count_ <
+    /// ring_size_ and count_ < cap_). Whether a consumer sleeps.
     template <class E>
-    void place(E&& e) {
-        if (count_ == ring_size_) grow();
-        slot& s = ring_[(head_ + count_) & mask_];
+    bool place(E&& e) {
+        slot& s = ring_[tail_];
         s.env = std::forward<E>(e);
         s.seq = ++seq_;
-        ++count_;
+        tail_ = (tail_ + 1) & mask_;
         ++received_;
-        if (count_ > high_water_) high_water_ = count_;
-        size_.store(count_, std::memory_order_relaxed);
+        // Publishes the slot (release); a full barrier before the read of
+        // consumers_waiting_ (see the class comment).
+        const std::size_t now = count_.fetch_add(1, std::memory_order_seq_cst) + 1;
+        if (now > high_water_) high_water_ = now;
+        return consumers_waiting_.load(std::memory_order_seq_cst) != 0;
     }
 
     /// The ring starts small and doubles up to the capacity, so that an
-    /// idle subscription with a large capacity costs little memory.
+    /// idle subscription with a large capacity costs little memory. Called
+    /// under tail_lock_; takes head_lock_ to move the slots.
     void grow() {
         const std::size_t want = std::min(round_up_pow2(cap_), ring_size_ == 0 ? std::size_t{16} : ring_size_ * 2);
-        auto fresh = std::make_unique<slot[]>(want);
-        for (std::size_t i = 0; i < count_; ++i) fresh[i] = std::move(ring_[(head_ + i) & mask_]);
-        ring_ = std::move(fresh);
-        ring_size_ = want;
-        mask_ = want - 1;
-        head_ = 0;
+        auto fresh = std::make_unique<slot[]>(want);  // ring_size_ is stable under tail_lock_
+        std::unique_ptr<slot[]> old;                  // freed after head_lock_
+        {
+            std::lock_guard<spin_word> h(head_lock_);
+            const std::size_t n = count_.load(std::memory_order_relaxed);  // stable under both locks
+            for (std::size_t i = 0; i < n; ++i) fresh[i] = std::move(ring_[(head_ + i) & mask_]);
+            old = std::move(ring_);
+            ring_ = std::move(fresh);
+            ring_size_ = want;
+            mask_ = want - 1;
+            head_ = 0;
+            tail_ = n;
+        }
     }
 
+    /// Takes the slot at head_ under head_lock_; count_ (read with acquire)
+    /// is not 0.
     message<T> take_locked(bool& wake_pub, bool& wake_idle) noexcept {
         slot& s = ring_[head_];
         const std::uint64_t seq = s.seq;
         message<T> m(std::move(s.env), seq, seq - last_taken_ - 1);
         last_taken_ = seq;
         head_ = (head_ + 1) & mask_;
-        --count_;
         ++delivered_;
-        size_.store(count_, std::memory_order_relaxed);
-        wake_pub = wake_pub || publishers_waiting_ != 0;
-        if (count_ == 0 && hub_ != nullptr && hub_->waiters.load(std::memory_order_relaxed) != 0)
-            wake_idle = true;
+        // Gives the slot back (release); a full barrier before the read of
+        // publishers_waiting_ (see the class comment).
+        const std::size_t left = count_.fetch_sub(1, std::memory_order_seq_cst) - 1;
+        wake_pub = wake_pub || publishers_waiting_.load(std::memory_order_seq_cst) != 0;
+        if (left == 0 && hub_ != nullptr && hub_->waiters.load(std::memory_order_relaxed) != 0) wake_idle = true;
         return m;
     }
 
     template <class E>
     std::size_t push_blocking(E&& e) {
         spin_then_yield([this] {
-            return size_.load(std::memory_order_relaxed) < cap_ || state_.load(std::memory_order_relaxed) != 0;
+            return count_.load(std::memory_order_relaxed) < cap_ || state_.load(std::memory_order_relaxed) != 0;
         });
         std::unique_lock<std::mutex> wl(wait_mu_);
-        std::unique_lock<spin_word> g(lock_);
+        std::unique_lock<spin_word> g(tail_lock_);
+        std::size_t c = 0;
         for (;;) {
             if (const std::uint32_t st = state_.load(std::memory_order_relaxed); st != 0) {
                 g.unlock();
                 wl.unlock();
                 return refused(st);
             }
-            if (count_ < cap_) break;
-            ++publishers_waiting_;
+            c = count_.load(std::memory_order_acquire);
+            if (c < cap_) break;
+            // Counted, then count_ read again: a consumer that takes after
+            // this read sees the count and wakes us (it needs wait_mu_,
+            // which we hold until we sleep).
+            publishers_waiting_.fetch_add(1, std::memory_order_seq_cst);
+            if (count_.load(std::memory_order_seq_cst) < cap_) {
+                publishers_waiting_.fetch_sub(1, std::memory_order_relaxed);
+                continue;
+            }
             g.unlock();
             cv_.wait_until(wl, clock_cv<Clock>::forever);
             g.lock();
-            --publishers_waiting_;
+            publishers_waiting_.fetch_sub(1, std::memory_order_relaxed);
         }
-        place(std::forward<E>(e));
-        const bool wake = consumers_waiting_ != 0;
+        if (c == ring_size_) grow();
+        const bool wake = place(std::forward<E>(e));
         g.unlock();
         if (wake) cv_.notify_all();
         return 1;
@@ -824,24 +899,33 @@ private:
         cv_.notify_all();
     }
 
-    // Written by publishers and the consumer, under lock_.
-    alignas(destructive_size) spin_word lock_;
-    std::unique_ptr<slot[]> ring_;
+    // The publishers' end, under tail_lock_ (dropped_: under both locks).
+    alignas(destructive_size) spin_word tail_lock_;
+    std::size_t tail_ = 0;          // the slot the next message goes to
+    std::uint64_t seq_ = 0;         // the last sequence number given
+    std::uint64_t received_ = 0, rejected_ = 0, dropped_ = 0;
+    std::size_t high_water_ = 0;
+
+    // The consumers' end, under head_lock_.
+    alignas(destructive_size) spin_word head_lock_;
+    std::size_t head_ = 0;          // the oldest queued message
+    std::uint64_t last_taken_ = 0;  // the sequence number of the last message taken
+    std::uint64_t delivered_ = 0;
+
+    // Both ends, every message.
+    alignas(destructive_size) std::atomic<std::size_t> count_{0};
+
+    // Both ends read these; they change rarely (under both locks, or when
+    // somebody goes to sleep).
+    alignas(destructive_size) std::unique_ptr<slot[]> ring_;
     std::size_t ring_size_ = 0;
     std::size_t mask_ = 0;
-    std::size_t head_ = 0;
-    std::size_t count_ = 0;
-    std::uint64_t seq_ = 0;         // the last sequence number given
-    std::uint64_t last_taken_ = 0;  // the sequence number of the last message taken
-    std::uint64_t received_ = 0, delivered_ = 0, dropped_ = 0, rejected_ = 0;
-    std::size_t high_water_ = 0;
-    std::size_t consumers_waiting_ = 0;
-    std::size_t publishers_waiting_ = 0;
-    std::atomic<std::size_t> size_{0};     // count_, for reads without the lock
-    std::atomic<std::uint32_t> state_{0};  // unsubscribed_bit | closed_bit; written under lock_
+    std::atomic<std::uint32_t> state_{0};  // unsubscribed_bit | closed_bit
+    std::atomic<std::size_t> consumers_waiting_{0};
+    std::atomic<std::size_t> publishers_waiting_{0};
 
     // Read-only after construction.
-    alignas(destructive_size) const topic_pattern pattern_;
+    const topic_pattern pattern_;
     const std::size_t cap_;
     const overflow_action overflow_;
     const clock_ref<Clock>& clock_;
