@@ -25,6 +25,9 @@
 
 namespace {
 
+using conq_test::add_unsynced_pages;
+using conq_test::read_all;
+
 std::string payload_for(std::uint64_t i) {
     std::string s(static_cast<std::size_t>((i * 53) % 1500), '\0');
     std::uint64_t x = i * 0x9e3779b97f4a7c15ULL + 7;
@@ -35,36 +38,6 @@ std::string payload_for(std::uint64_t i) {
         c = static_cast<char>(x * 0x2545f4914f6cdd1dULL >> 56);
     }
     return s;
-}
-
-std::vector<std::byte> read_all(const std::filesystem::path& p) {
-    std::ifstream f(p, std::ios::binary);
-    std::vector<char> c((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-    std::vector<std::byte> b(c.size());
-    if (!c.empty()) std::memcpy(b.data(), c.data(), c.size());
-    return b;
-}
-
-/// Adds to the image in `out` a random part of what the live files hold
-/// beyond the shadow: whole 4 KiB pages, some torn after a 512-byte sector.
-void add_unsynced_pages(const std::filesystem::path& live, const std::filesystem::path& out, std::mt19937_64& rng) {
-    for (const auto& e : std::filesystem::directory_iterator(out)) {
-        const auto name = e.path().filename();
-        if (!std::filesystem::exists(live / name)) continue;  // deleted since: keep the shadow
-        auto img = read_all(e.path());
-        const auto now = read_all(live / name);
-        bool changed = false;
-        for (std::size_t page = 0; page < img.size() && page < now.size(); page += 4096) {
-            const std::size_t n = std::min<std::size_t>(4096, std::min(img.size(), now.size()) - page);
-            if (std::memcmp(img.data() + page, now.data() + page, n) == 0) continue;
-            const auto dice = rng() % 4;
-            if (dice == 0) continue;  // this page never reached the disk
-            const std::size_t take = dice == 1 ? (rng() % 8) * 512 : n;  // torn, or whole
-            std::memcpy(img.data() + page, now.data() + page, std::min(take, n));
-            changed = true;
-        }
-        if (changed) conq_test::shadow_disk::write_file(e.path(), img);
-    }
 }
 
 }  // namespace

@@ -19,6 +19,10 @@
 #include <cstdint>
 #include <cstring>
 #include <filesystem>
+#include <algorithm>
+#include <random>
+#include <iterator>
+#include <fstream>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -119,5 +123,40 @@ private:
     std::map<std::string, std::vector<std::byte>> content_;
     std::map<std::string, std::uint64_t> entries_;
 };
+
+// --------------------------------------------------- power-cut images
+
+/// The whole content of a file.
+inline std::vector<std::byte> read_all(const std::filesystem::path& p) {
+    std::ifstream f(p, std::ios::binary);
+    std::vector<char> c((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+    std::vector<std::byte> b(c.size());
+    if (!c.empty()) std::memcpy(b.data(), c.data(), c.size());
+    return b;
+}
+
+/// Adds to every file of the image in `out` (recursively) a random part of
+/// what the live file at the same relative path holds beyond the shadow:
+/// whole 4 KiB pages, some torn after a 512-byte sector.
+inline void add_unsynced_pages(const std::filesystem::path& live, const std::filesystem::path& out, std::mt19937_64& rng) {
+    for (const auto& e : std::filesystem::recursive_directory_iterator(out)) {
+        if (!e.is_regular_file()) continue;
+        const auto rel = e.path().lexically_relative(out);
+        if (!std::filesystem::exists(live / rel)) continue;  // deleted since: keep the shadow
+        auto img = read_all(e.path());
+        const auto now = read_all(live / rel);
+        bool changed = false;
+        for (std::size_t page = 0; page < img.size() && page < now.size(); page += 4096) {
+            const std::size_t n = std::min<std::size_t>(4096, std::min(img.size(), now.size()) - page);
+            if (std::memcmp(img.data() + page, now.data() + page, n) == 0) continue;
+            const auto dice = rng() % 4;
+            if (dice == 0) continue;  // this page never reached the disk
+            const std::size_t take = dice == 1 ? (rng() % 8) * 512 : n;  // torn, or whole
+            std::memcpy(img.data() + page, now.data() + page, std::min(take, n));
+            changed = true;
+        }
+        if (changed) shadow_disk::write_file(e.path(), img);
+    }
+}
 
 }  // namespace conq_test

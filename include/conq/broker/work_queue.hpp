@@ -932,7 +932,6 @@ private:
     class heap {
     public:
         explicit heap(work_queues* w = nullptr) : w_(w) {}
-        void bind(work_queues* w) { w_ = w; }
         [[nodiscard]] bool empty() const noexcept { return v_.empty(); }
         [[nodiscard]] std::size_t size() const noexcept { return v_.size(); }
         [[nodiscard]] std::uint32_t front() const noexcept { return v_.front(); }
