@@ -16,7 +16,11 @@ cd "$(dirname "$0")/.."
 packages=(g++ cmake make pkg-config)
 for set in "$@"; do
     case "$set" in
-        test) packages+=(catch2 clang-14) ;;
+        test) packages+=(catch2 clang-14 beanstalkd)
+              # Node.js and npm run published beanstalkd clients against
+              # conq-beanstalkd (tests/server); a Node.js already installed
+              # (from any source) will do.
+              command -v node >/dev/null && command -v npm >/dev/null || packages+=(nodejs npm) ;;
         demo) ;;
         bench) packages+=(libbenchmark-dev libboost-dev libtbb-dev libconcurrentqueue-dev
                           libreaderwriterqueue-dev python3-matplotlib

@@ -90,7 +90,7 @@ stage_tsan() {
     sanitizer_build "$dir" thread
     TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1${TSAN_OPTIONS:+:$TSAN_OPTIONS}" \
         "${tsan_prefix[@]}" ctest --test-dir "$dir" --output-on-failure --no-tests=error \
-        -j"$ctest_jobs" -L 'concurrency|unit'
+        -j"$ctest_jobs" -L 'concurrency|unit|server'
 }
 
 stage_asan() {
@@ -99,7 +99,7 @@ stage_asan() {
     ASAN_OPTIONS="detect_leaks=1:abort_on_error=1${ASAN_OPTIONS:+:$ASAN_OPTIONS}" \
     UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1${UBSAN_OPTIONS:+:$UBSAN_OPTIONS}" \
         ctest --test-dir "$dir" --output-on-failure --no-tests=error \
-        -j"$ctest_jobs" -L 'concurrency|unit|crash'
+        -j"$ctest_jobs" -L 'concurrency|unit|crash|server'
 }
 
 stage_fuzz() {

@@ -1263,6 +1263,85 @@ TEST_CASE("work_queues: options are checked; defaults apply to queues never conf
     CHECK(&w.clock() == &clock);
 }
 
+TEST_CASE("work_queues: event-loop hooks: listener, next_event_in, poll_reserve, deadline_soon_in",
+          "[work_queue]") {
+    conq::manual_clock clock;
+    wq_t w(clock);
+    int calls = 0;
+    w.set_listener([&] { ++calls; });
+    auto c = w.make_consumer("q");
+    CHECK(!w.next_event_in());
+    CHECK(c.poll_reserve().status == reserve_status::timed_out);
+
+    // A ready job calls the listener; a delayed one plans a timed event.
+    const auto a = w.put("q", "a");
+    CHECK(calls == 1);
+    const auto b = w.put("q", "b", {.delay = 5s});
+    CHECK(calls == 2);
+    CHECK(w.next_event_in() == 5s);
+    clock.advance(2s);
+    CHECK(w.next_event_in() == 3s);
+
+    // poll_reserve never waits; the time-to-run is the next event now.
+    auto r = c.poll_reserve();
+    REQUIRE(r.status == reserve_status::reserved);
+    CHECK(r->id() == a);
+    CHECK(c.deadline_soon_in() == 59s);  // ttr 60 s, margin 1 s
+    CHECK(w.next_event_in() == 3s);
+    clock.advance(3s);
+    CHECK(w.next_event_in() == 0s);  // b is due: the next call moves it
+    const int before = calls;
+    CHECK(w.stats("q")->ready == 1u);
+    CHECK(calls == before + 1);  // b became ready
+    auto r2 = c.poll_reserve();
+    REQUIRE(r2.status == reserve_status::reserved);
+    CHECK(r2->id() == b);
+    clock.advance(55s);
+    CHECK(c.deadline_soon_in() == 1s);  // a was reserved at 2 s: its margin starts at 61 s
+    clock.advance(1s);
+    CHECK(c.deadline_soon_in() == 0s);
+    CHECK(c.poll_reserve().status == reserve_status::deadline_soon);
+
+    // abandon() gives a job back without counting a release; the listener
+    // hears of it.
+    const int before_abandon = calls;
+    r.value->abandon();
+    CHECK(calls > before_abandon);
+    CHECK(w.peek(a).state == job_state::ready);
+    CHECK(w.peek(a).releases == 0u);
+    r.value.reset();  // a handle given up is decided: dropping it does nothing more
+    CHECK(w.peek(a).releases == 0u);
+
+    // close() calls the listener; poll_reserve then reports closed.
+    const int before_close = calls;
+    w.close();
+    CHECK(calls == before_close + 1);
+    CHECK(c.poll_reserve().status == reserve_status::closed);
+    w.set_listener({});
+}
+
+TEST_CASE("work_queues: open_queue, skip_id, and totals that outlive a dropped queue", "[work_queue]") {
+    conq::manual_clock clock;
+    wq_t w(clock);
+    w.open_queue("made");
+    CHECK(w.stats("made"));
+    CHECK(w.stats("made")->total_jobs == 0u);
+    CHECK(errc_of([&] { w.open_queue("-bad"); }) == broker_errc::invalid_name);
+
+    const auto first = w.put("made", "x");
+    CHECK(w.skip_id() == first + 1);
+    const auto second = w.put("made", "y");
+    CHECK(second == first + 2);
+
+    w.remove(first);
+    w.remove(second);
+    CHECK(w.drop_queue("made"));
+    const auto all = w.stats();
+    CHECK(all.total_jobs == 2u);
+    CHECK(all.deletes == 2u);
+    CHECK(all.queues == 0u);
+}
+
 // ----------------------------------------------------------------- durable
 
 TEST_CASE("work_queues durable: a restart restores jobs in every state", "[work_queue][durable]") {

@@ -134,7 +134,7 @@ struct queue_stats {
     std::chrono::nanoseconds pause{0}, pause_left{0};
 };
 
-/// Totals over all queues.
+/// Totals over all queues (the counters include those of queues since dropped).
 struct work_stats {
     std::size_t urgent = 0, ready = 0, reserved = 0, delayed = 0, buried = 0;
     std::uint64_t total_jobs = 0, reserves = 0, timeouts = 0, releases = 0, buries = 0, kicks = 0,
@@ -471,6 +471,15 @@ public:
         else wake_for(q);
     }
 
+    /// Creates `queue` if it does not exist (beanstalkd's `use` makes the
+    /// tube it names); an existing queue is left as it is.
+    /// \throws broker_error(invalid_name).
+    void open_queue(std::string_view queue) {
+        detail::check_queue_name(queue, "open_queue");
+        std::lock_guard lk(mu_);
+        queue_index(queue);
+    }
+
     /// Sets the dead-letter rules of `queue` (created if new). Not journaled:
     /// a durable program configures its queues at start-up, before or after
     /// recovery (work_queue_options::defaults covers every queue).
@@ -491,6 +500,10 @@ public:
         if (!qr.ready.empty() || !qr.delayed.empty() || qr.buried_head != nil || qr.reserved != 0 ||
             qr.watchers != 0)
             return false;
+        const queue_stats& c = qr.stats;
+        dropped_.total_jobs += c.total_jobs, dropped_.reserves += c.reserves, dropped_.timeouts += c.timeouts;
+        dropped_.releases += c.releases, dropped_.buries += c.buries, dropped_.kicks += c.kicks;
+        dropped_.deletes += c.deletes, dropped_.dead_lettered += c.dead_lettered;
         by_name_.erase(qr.name);
         if (last_queue_ == q) last_queue_ = nil;
         free_queues_.push_back(q);
@@ -534,6 +547,9 @@ public:
         std::lock_guard lk(mu_);
         const_cast<work_queues*>(this)->tick(clock_.now_ns());
         work_stats s;
+        s.total_jobs = dropped_.total_jobs, s.reserves = dropped_.reserves, s.timeouts = dropped_.timeouts;
+        s.releases = dropped_.releases, s.buries = dropped_.buries, s.kicks = dropped_.kicks;
+        s.deletes = dropped_.deletes, s.dead_lettered = dropped_.dead_lettered;
         for (std::uint32_t q = 0; q < queues_.size(); ++q) {
             if (queues_[q]->name.empty()) continue;
             const queue_stats t = stats_of(q);
@@ -573,6 +589,7 @@ public:
         std::lock_guard lk(mu_);
         if (closed_) return;
         closed_ = true;
+        if (listener_) listener_();
         for (waiter* w = waiters_; w; w = w->next) w->cv.notify_one();
         idle_cv_.notify_all();
     }
@@ -605,6 +622,38 @@ public:
     /// Durable mode: the journal, for its recovery report and offsets.
     [[nodiscard]] const durable_log* journal() const noexcept { return journal_ ? &*journal_ : nullptr; }
 
+    // ------------------------------------------------- event-loop hooks
+    //
+    // For a front end that serves waiting reserves from its own event loop
+    // (examples/beanstalkd-server does): it polls with consumer::poll_reserve
+    // instead of blocking a thread, and needs to know when to poll again.
+
+    /// Calls `f` whenever something may let a waiting reserve succeed or end:
+    /// a job became ready, a pause ended, the next timed event (a delay or a
+    /// time-to-run ending, see next_event_in) moved earlier, or close(). `f`
+    /// runs with the internal lock held, on whichever thread made the change:
+    /// it must be quick, must not throw, and must not call this object (set
+    /// a flag, write to an eventfd). An empty `f` removes the listener.
+    void set_listener(std::function<void()> f) {
+        std::lock_guard lk(mu_);
+        listener_ = std::move(f);
+    }
+    /// How long until the next timed event (a delayed job due, a pause or a
+    /// time-to-run ending): zero if one is due now, nullopt if none is
+    /// planned. Any call that looks at the jobs then applies it.
+    [[nodiscard]] std::optional<std::chrono::nanoseconds> next_event_in() const {
+        std::lock_guard lk(mu_);
+        if (next_event_ == forever) return std::nullopt;
+        return std::chrono::nanoseconds(std::max<std::int64_t>(0, next_event_ - clock_.now_ns()));
+    }
+    /// Uses up the next job id without a job, as beanstalkd does for a put
+    /// whose body it rejects after reading (EXPECTED_CRLF, DRAINING). Ids
+    /// stay unique; a restart may hand out a skipped id that no job has.
+    job_id skip_id() {
+        std::lock_guard lk(mu_);
+        return next_id_++;
+    }
+
     // ================================================================ job
 
     /// A reserved job. Move-only. Deciding (remove, release, bury) ends the
@@ -617,14 +666,14 @@ public:
                                 token_(o.token_), deliveries_(o.deliveries_), payload_(std::move(o.payload_)) {}
         job& operator=(job&& o) noexcept {
             if (this != &o) {
-                abandon();
+                drop(true);
                 wq_ = std::exchange(o.wq_, nullptr);
                 idx_ = o.idx_, id_ = o.id_, token_ = o.token_, deliveries_ = o.deliveries_;
                 payload_ = std::move(o.payload_);
             }
             return *this;
         }
-        ~job() { abandon(); }
+        ~job() { drop(true); }
 
         [[nodiscard]] job_id id() const noexcept { return id_; }
         [[nodiscard]] const T& payload() const noexcept { return *payload_; }
@@ -682,6 +731,10 @@ public:
                 w.journal_update(i, s);
             });
         }
+        /// Gives the job back undecided, as a time-to-run running out does:
+        /// ready again, priority unchanged, not counted as a release
+        /// (beanstalkd's closed connection). Does nothing if no longer held.
+        void abandon() noexcept { drop(false); }
         /// Restarts its time-to-run from now. \throws broker_error(not_reserved).
         void touch() {
             if (!wq_) throw broker_error(broker_errc::not_reserved, "touch", std::to_string(id_));
@@ -715,7 +768,7 @@ public:
             work_queues* w = std::exchange(wq_, nullptr);
             w->sync_journal(synced_to);
         }
-        void abandon() noexcept {
+        void drop(bool released) noexcept {
             if (!wq_) return;
             work_queues* w = std::exchange(wq_, nullptr);
             try {
@@ -723,7 +776,7 @@ public:
                 {
                     std::lock_guard lk(w->mu_);
                     w->tick(w->clock_.now_ns());
-                    if (w->holds(idx_, id_, token_)) w->give_back(idx_, std::nullopt, 0, true, synced_to);
+                    if (w->holds(idx_, id_, token_)) w->give_back(idx_, std::nullopt, 0, released, synced_to);
                 }
                 w->sync_journal(synced_to);
             } catch (...) {
@@ -797,7 +850,7 @@ public:
         }
 
         /// The best ready job of the watched queues, without waiting.
-        [[nodiscard]] std::optional<job> try_reserve() { return reserve_until(0, false).take(); }
+        [[nodiscard]] std::optional<job> try_reserve() { return poll_reserve().take(); }
         /// Waits at most `timeout` on the clock. Returns deadline_soon rather
         /// than wait while it holds a job close to its time-to-run's end.
         [[nodiscard]] reserve_result reserve_for(std::chrono::nanoseconds timeout) {
@@ -810,6 +863,18 @@ public:
         }
         /// Waits until a job comes, deadline_soon, or close().
         [[nodiscard]] reserve_result reserve() { return reserve_until(forever, true); }
+        /// Never waits: reserved, deadline_soon (nothing ready while a job
+        /// it holds is inside the deadline margin), closed, or timed_out.
+        /// An event loop's reserve (see set_listener).
+        [[nodiscard]] reserve_result poll_reserve() { return reserve_until(0, false); }
+        /// How long until a job it holds enters the deadline margin (zero if
+        /// one is inside it), nullopt if it holds none.
+        [[nodiscard]] std::optional<std::chrono::nanoseconds> deadline_soon_in() const {
+            std::lock_guard lk(wq_->mu_);
+            const std::int64_t t = soonest_deadline();
+            if (t == forever) return std::nullopt;
+            return std::chrono::nanoseconds(std::max<std::int64_t>(0, t - wq_->clock_.now_ns()));
+        }
 
         /// Reserves job `id` if it is ready, delayed or buried (beanstalkd's
         /// reserve-job). \throws broker_error(unknown_job).
@@ -1315,6 +1380,7 @@ private:
     void plan_event(std::int64_t t) {
         if (t >= next_event_) return;
         next_event_ = t;
+        if (listener_) listener_();
         // Sleepers planned their wake-up before this event existed.
         if constexpr (!manual) {
             for (waiter* w = waiters_; w; w = w->next)
@@ -1379,6 +1445,7 @@ private:
     /// A job became ready in queue q: wake the longest-waiting reserve that
     /// watches q and was not woken already.
     void wake_for(std::uint32_t q) {
+        if (listener_) listener_();
         if (!waiters_) return;
         for (waiter* w = waiters_; w; w = w->next) {
             if (w->notified) continue;
@@ -1784,6 +1851,8 @@ private:
     waiter* waiters_tail_ = nullptr;
     detail::clock_cv<Clock> idle_cv_{clock_, mu_};
     bool closed_ = false, draining_ = false;
+    std::function<void()> listener_;
+    queue_stats dropped_;  // the counters of dropped queues, for stats()
 
     std::optional<durable_log> journal_;
     sync_policy user_sync_{};
