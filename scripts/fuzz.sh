@@ -35,7 +35,7 @@ for t in "${targets[@]}"; do
     echo "fuzz.sh: building $t"
     "$clang" -std=c++20 -O1 -g -Wall -Wextra -Werror \
         -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
-        -Iinclude "$src" -o "$bin"
+        -Iinclude -Iexamples "$src" -o "$bin"
     mkdir -p "build/fuzz/corpus-$t"
     echo "fuzz.sh: running $t for ${seconds} s"
     # The target keeps its scratch files in $CONQ_FUZZ_DIR/conq-fuzz-<its pid>.

@@ -38,7 +38,7 @@ struct flags {
                  " -b DIR   write-ahead log directory (jobs survive a restart)\n"
                  " -f MS    fsync at most once every MS milliseconds (default 50; 0: before every reply)\n"
                  " -F       never fsync\n"
-                 " -l ADDR  listen on address (default is 127.0.0.1)\n"
+                 " -l ADDR  listen on address (default is 127.0.0.1; unix:PATH for a unix socket)\n"
                  " -p PORT  listen on port (default is 11300; 0 picks one and prints it)\n"
                  " -s BYTES size of each write-ahead log file (default is 10485760)\n"
                  " -z BYTES set the maximum job size in bytes (default is 65535, at most 1073741824)\n"

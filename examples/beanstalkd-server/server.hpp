@@ -33,6 +33,8 @@
 #include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/utsname.h>
 #include <unistd.h>
 
@@ -58,7 +60,7 @@ namespace conq::beanstalk {
 using job_queues = work_queues<std::string>;
 
 struct server_options {
-    std::string address = "127.0.0.1";  ///< -l; "0.0.0.0" for every interface
+    std::string address = "127.0.0.1";  ///< -l; "0.0.0.0" for every interface, "unix:PATH" for a unix socket
     std::uint16_t port = 11300;         ///< -p; 0 picks a free port (see server::port)
     std::size_t max_job_size = job_size_default;  ///< -z
     int verbose = 0;                    ///< -V: connections (1), commands (2) to stderr
@@ -108,22 +110,36 @@ public:
 
     /// Serves until stop(). \throws std::system_error if epoll fails.
     void run() {
-        std::vector<epoll_event> events(256);
-        while (!stop_.load(std::memory_order_acquire)) {
-            int timeout = next_timeout_ms();
-            sleeping_.store(true, std::memory_order_seq_cst);
-            if (changed_.load(std::memory_order_seq_cst)) timeout = 0;
-            const int n = ::epoll_wait(ep_, events.data(), static_cast<int>(events.size()), timeout);
-            sleeping_.store(false, std::memory_order_relaxed);
-            if (n < 0) {
-                if (errno == EINTR) continue;
-                throw std::system_error(errno, std::generic_category(), "epoll_wait");
-            }
-            for (int i = 0; i < n; ++i) dispatch_event(events[static_cast<std::size_t>(i)]);
-            serve_waiters();
-            flush_dirty();
-        }
+        while (!stop_.load(std::memory_order_acquire)) run_once(-1);
     }
+
+    /// One turn of the loop: waits for events (at most `max_wait_ms`, -1
+    /// for as long as nothing is due), then serves them.
+    void run_once(int max_wait_ms) {
+        int timeout = next_timeout_ms();
+        if (max_wait_ms >= 0 && (timeout < 0 || timeout > max_wait_ms)) timeout = max_wait_ms;
+        sleeping_.store(true, std::memory_order_seq_cst);
+        if (changed_.load(std::memory_order_seq_cst)) timeout = 0;
+        const int n = ::epoll_wait(ep_, events_, max_events, timeout);
+        sleeping_.store(false, std::memory_order_relaxed);
+        if (n < 0) {
+            if (errno == EINTR) return;
+            throw std::system_error(errno, std::generic_category(), "epoll_wait");
+        }
+        for (int i = 0; i < n; ++i) dispatch_event(events_[i]);
+        serve_waiters();
+        flush_dirty();
+    }
+
+    /// Serves a connected stream socket (an inherited one, one end of a
+    /// socketpair) as a client; takes ownership of `fd`.
+    void adopt(int fd) {
+        ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
+        open_conn(fd);
+    }
+
+    /// Clients connected now.
+    [[nodiscard]] std::size_t connections() const noexcept { return conns_.size(); }
 
     /// Makes run() return; callable from any thread.
     void stop() noexcept {
@@ -143,6 +159,7 @@ private:
     static constexpr std::size_t read_chunk = 64 * 1024;
     static constexpr std::size_t input_cap = 1 << 20;   // unread commands kept per connection
     static constexpr std::size_t output_cap = 4 << 20;  // replies waiting before reading stops
+    static constexpr int max_events = 256;
 
     struct tube {
         std::string name;
@@ -187,6 +204,7 @@ private:
     }
 
     int open_listener() {
+        if (opts_.address.starts_with("unix:")) return open_unix_listener(opts_.address.substr(5));
         addrinfo hints{};
         hints.ai_family = AF_UNSPEC;
         hints.ai_socktype = SOCK_STREAM;
@@ -222,6 +240,25 @@ private:
         ::getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len);
         port_ = ss.ss_family == AF_INET6 ? ntohs(reinterpret_cast<sockaddr_in6*>(&ss)->sin6_port)
                                          : ntohs(reinterpret_cast<sockaddr_in*>(&ss)->sin_port);
+        return fd;
+    }
+
+    // beanstalkd 1.12's "-l unix:PATH": a stream socket at PATH, replacing
+    // a stale socket file there.
+    int open_unix_listener(const std::string& path) {
+        sockaddr_un a{};
+        if (path.empty() || path.size() >= sizeof a.sun_path)
+            throw std::system_error(std::make_error_code(std::errc::invalid_argument), "bad socket path " + path);
+        a.sun_family = AF_UNIX;
+        std::memcpy(a.sun_path, path.c_str(), path.size() + 1);
+        const int fd = check(::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0), "socket");
+        struct stat st{};
+        if (::lstat(path.c_str(), &st) == 0 && S_ISSOCK(st.st_mode)) ::unlink(path.c_str());
+        if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || ::listen(fd, 1024) != 0) {
+            const int err = errno;
+            ::close(fd);
+            throw std::system_error(err, std::generic_category(), "cannot listen on unix:" + path);
+        }
         return fd;
     }
 
@@ -313,22 +350,25 @@ private:
                 return;
             }
             const int one = 1;
-            ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-            auto owned = std::make_unique<conn>();
-            conn& c = *owned;
-            c.fd = fd;
-            c.serial = ++total_connections_;
-            c.use = find_or_make_tube("default");
-            ++c.use->using_count;
-            tube* d = c.use;
-            c.watch.push_back(d);
-            ++d->watching;
-            c.consumer.emplace(wq_.make_consumer("default"));
-            conns_.emplace(fd, std::move(owned));
-            set_events(c, EPOLLIN, true);
-            if (opts_.verbose) std::fprintf(stderr, "conq-beanstalkd: connection %llu open\n",
-                                            static_cast<unsigned long long>(c.serial));
+            ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);  // fails harmlessly on unix sockets
+            open_conn(fd);
         }
+    }
+
+    void open_conn(int fd) {
+        auto owned = std::make_unique<conn>();
+        conn& c = *owned;
+        c.fd = fd;
+        c.serial = ++total_connections_;
+        c.use = find_or_make_tube("default");
+        ++c.use->using_count;
+        c.watch.push_back(c.use);
+        ++c.use->watching;
+        c.consumer.emplace(wq_.make_consumer("default"));
+        conns_.emplace(fd, std::move(owned));
+        set_events(c, EPOLLIN, true);
+        if (opts_.verbose)
+            std::fprintf(stderr, "conq-beanstalkd: connection %llu open\n", static_cast<unsigned long long>(c.serial));
     }
 
     void set_events(conn& c, std::uint32_t events, bool add = false) {
@@ -1035,6 +1075,7 @@ private:
     int ep_ = -1, wake_fd_ = -1, listen_fd_ = -1, signal_fd_ = -1;
     std::uint16_t port_ = 0;
     char wake_tag_ = 0, listen_tag_ = 0, signal_tag_ = 0;  // epoll data for the non-connection fds
+    epoll_event events_[max_events];
     std::atomic<bool> stop_{false};
     std::atomic<bool> sleeping_{false};
     std::atomic<bool> changed_{false};
