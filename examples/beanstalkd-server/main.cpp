@@ -1,7 +1,10 @@
 // conq-beanstalkd: a drop-in replacement for beanstalkd 1.12 over conq's
 // work queues. The flags are beanstalkd's own:
 //
-//   conq-beanstalkd [-l ADDR] [-p PORT] [-z BYTES] [-b DIR [-f MS | -F] [-s BYTES]] [-V] [-v] [-h]
+//   conq-beanstalkd [-l ADDR] [-p PORT] [-z BYTES] [-b DIR [-f MS | -F] [-s BYTES]] [-S US] [-V] [-v] [-h]
+//
+// -S is conq-beanstalkd's own: how long the loop polls for more work after
+// serving some before it sleeps (default 50 microseconds, 0 never polls).
 //
 // See docs/beanstalkd-server.md.
 #include "server.hpp"
@@ -41,6 +44,7 @@ struct flags {
                  " -l ADDR  listen on address (default is 127.0.0.1; unix:PATH for a unix socket)\n"
                  " -p PORT  listen on port (default is 11300; 0 picks one and prints it)\n"
                  " -s BYTES size of each write-ahead log file (default is 10485760)\n"
+                 " -S US    after serving, poll this many microseconds before sleeping (default 50; 0: never)\n"
                  " -z BYTES set the maximum job size in bytes (default is 65535, at most 1073741824)\n"
                  " -V       increase verbosity\n"
                  " -v       show version information\n"
@@ -86,6 +90,7 @@ flags parse(int argc, char** argv) {
             case 'l': f.server.address = value(); break;
             case 'p': f.server.port = static_cast<std::uint16_t>(number(value(), "invalid -p", 65535)); break;
             case 's': f.server.binlog_max_size = number(value(), "invalid -s", 1ull << 40); break;
+            case 'S': f.server.spin_us = static_cast<int>(number(value(), "invalid -S", 1'000'000)); break;
             case 'z':
                 f.server.max_job_size = number(value(), "invalid -z", conq::beanstalk::job_size_max);
                 break;

@@ -4,9 +4,11 @@
 // malformed input with the same error as the real server:
 //
 //   - a line ends at the first "\r\n"; a '\r' followed by anything else
-//     leaves the line unfinished. A line is at most 224 bytes with its CRLF:
-//     224 bytes without an end are answered BAD_FORMAT and thrown away, and
-//     what follows is read as the next command;
+//     leaves the line unfinished. A line is at most 224 bytes with its CRLF.
+//     A longer one is thrown away, 224 bytes at a time, until a line end
+//     shows up in one of those pieces (a CRLF cut in two between pieces
+//     does not count); then it is answered BAD_FORMAT and what follows its
+//     end is the next command;
 //   - commands are recognised by prefix, in beanstalkd's order ("reservex"
 //     is reserve with trailing garbage, so BAD_FORMAT, not UNKNOWN_COMMAND);
 //   - numbers may be preceded by spaces and must start with a digit (no
@@ -69,7 +71,7 @@ struct line_scan {
     enum class kind : std::uint8_t {
         incomplete,  ///< wait for more bytes
         line,        ///< buf[0, length) is a line, then its CRLF
-        overlong,    ///< line_max bytes without an end: BAD_FORMAT, drop them
+        overlong,    ///< line_max bytes without an end: drop them (see the top)
     };
     kind what = kind::incomplete;
     std::size_t length = 0;    ///< line: bytes before the CRLF
@@ -301,12 +303,12 @@ inline constexpr prefix_entry prefixes[] = {
         c.tube = rest;
         return c;
     case op::pause_tube: {
-        // read_tube_name: spaces, then name characters (any length, no rule
-        // on the first one), then the delay to the end.
+        // read_tube_name: spaces, then a valid name (no space is needed
+        // after "pause-tube"), then the delay to the end.
         while (!rest.empty() && rest.front() == ' ') rest.remove_prefix(1);
         std::size_t n = 0;
         while (n < rest.size() && detail::is_name_char(rest[n])) ++n;
-        if (n == 0) return bad();
+        if (n == 0 || !detail::name_is_ok(rest.substr(0, n))) return bad();
         c.tube = rest.substr(0, n);
         rest.remove_prefix(n);
         if (!read_uint(rest, c.delay, true)) return bad();

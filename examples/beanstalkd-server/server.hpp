@@ -64,6 +64,9 @@ struct server_options {
     std::uint16_t port = 11300;         ///< -p; 0 picks a free port (see server::port)
     std::size_t max_job_size = job_size_default;  ///< -z
     int verbose = 0;                    ///< -V: connections (1), commands (2) to stderr
+    /// After a turn that served something, poll this long for more before
+    /// sleeping (0: sleep at once).
+    int spin_us = 50;
     std::uint64_t binlog_max_size = 10485760;  ///< shown by stats (beanstalkd's -s)
 };
 
@@ -118,10 +121,23 @@ public:
     void run_once(int max_wait_ms) {
         int timeout = next_timeout_ms();
         if (max_wait_ms >= 0 && (timeout < 0 || timeout > max_wait_ms)) timeout = max_wait_ms;
-        sleeping_.store(true, std::memory_order_seq_cst);
-        if (changed_.load(std::memory_order_seq_cst)) timeout = 0;
-        const int n = ::epoll_wait(ep_, events_, max_events, timeout);
-        sleeping_.store(false, std::memory_order_relaxed);
+        int n = 0;
+        // Busy: poll a while before sleeping, as the next request of a
+        // connection just served tends to come within microseconds, and a
+        // sleep and wake-up costs more than the request.
+        if (opts_.spin_us > 0 && timeout != 0 && busy_) {
+            const auto until = clock::now() + std::chrono::microseconds(opts_.spin_us);
+            do {
+                n = ::epoll_wait(ep_, events_, max_events, 0);
+            } while (n == 0 && !changed_.load(std::memory_order_relaxed) && clock::now() < until);
+        }
+        if (n == 0) {
+            sleeping_.store(true, std::memory_order_seq_cst);
+            if (changed_.load(std::memory_order_seq_cst)) timeout = 0;
+            n = ::epoll_wait(ep_, events_, max_events, timeout);
+            sleeping_.store(false, std::memory_order_relaxed);
+        }
+        busy_ = n > 0;
         if (n < 0) {
             if (errno == EINTR) return;
             throw std::system_error(errno, std::generic_category(), "epoll_wait");
@@ -170,7 +186,10 @@ private:
         [[nodiscard]] bool referenced() const noexcept { return pinned || using_count || watching; }
     };
 
-    enum class phase : std::uint8_t { command, body, discard, waiting };
+    // command: reading a command line; overlong: dropping a line that is
+    // too long, until its end; body: reading a put's body; discard: reading
+    // a body that is too big; waiting: in a reserve.
+    enum class phase : std::uint8_t { command, overlong, body, discard, waiting };
 
     struct conn {
         int fd = -1;
@@ -395,13 +414,12 @@ private:
 
     void on_readable(conn& c) {
         if (c.peer_closed || c.closing) return;
-        const std::size_t old = c.in.size();
-        c.in.resize(old + read_chunk);
-        const ssize_t r = ::recv(c.fd, c.in.data() + old, read_chunk, 0);
+        // Into the loop's buffer, then appended: growing c.in by a whole
+        // chunk would zero it on every read.
+        const ssize_t r = ::recv(c.fd, read_buf_.get(), read_chunk, 0);
         if (r > 0) {
-            c.in.resize(old + static_cast<std::size_t>(r));
+            c.in.append(read_buf_.get(), static_cast<std::size_t>(r));
         } else {
-            c.in.resize(old);
             if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return;
             if (r < 0) {  // reset: nothing more can be said to it
                 close_conn(c);
@@ -508,6 +526,12 @@ private:
             if (s.what == line_scan::kind::incomplete) break;
             if (s.what == line_scan::kind::overlong) {
                 c.in_pos += s.consumed;
+                c.ph = phase::overlong;
+                continue;
+            }
+            if (c.ph == phase::overlong) {
+                c.in_pos += s.consumed;
+                c.ph = phase::command;
                 reply(c, "BAD_FORMAT\r\n");
                 continue;
             }
@@ -601,6 +625,7 @@ private:
         case op::reserve:
         case op::reserve_with_timeout: return start_reserve(c, cmd.verb == op::reserve ? -1 : cmd.timeout);
         case op::reserve_job:
+            set_worker(c);
             try {
                 grant(c, c.consumer->reserve_job(cmd.id));
             } catch (const broker_error& e) {
@@ -744,11 +769,15 @@ private:
 
     // -------------------------------------------------------- reserving
 
-    void start_reserve(conn& c, std::int32_t timeout_s) {
+    void set_worker(conn& c) {
         if (!c.worker) {
             c.worker = true;
             ++workers_;
         }
+    }
+
+    void start_reserve(conn& c, std::int32_t timeout_s) {
+        set_worker(c);
         // Reserves that waited longer go first.
         serve_waiters();
         auto r = c.consumer->poll_reserve();
@@ -1076,11 +1105,13 @@ private:
     std::uint16_t port_ = 0;
     char wake_tag_ = 0, listen_tag_ = 0, signal_tag_ = 0;  // epoll data for the non-connection fds
     epoll_event events_[max_events];
+    std::unique_ptr<char[]> read_buf_ = std::make_unique<char[]>(read_chunk);
     std::atomic<bool> stop_{false};
     std::atomic<bool> sleeping_{false};
     std::atomic<bool> changed_{false};
     bool draining_ = false;
     bool serving_ = false;
+    bool busy_ = false;
     std::int64_t next_check_ = 0;
 
     std::unordered_map<int, std::unique_ptr<conn>> conns_;

@@ -33,6 +33,7 @@ namespace bs = conq::beanstalk;
 }
 
 void check_parser(std::string_view in) {
+    bool overlong = false;
     while (!in.empty()) {
         const bs::line_scan s = bs::scan_line(in);
         if (s.what == bs::line_scan::kind::incomplete) {
@@ -40,12 +41,16 @@ void check_parser(std::string_view in) {
             return;
         }
         if (s.consumed == 0 || s.consumed > in.size() || s.consumed > bs::line_max) finding("bad scan", in);
-        if (s.what == bs::line_scan::kind::line) {
+        if (s.what == bs::line_scan::kind::overlong) {
+            overlong = true;
+        } else if (overlong) {
+            overlong = false;  // the end of a line too long: BAD_FORMAT
+        } else {
             const std::string_view line = in.substr(0, s.length);
             if (line.find('\r') != std::string_view::npos) finding("a line holds a CR", line);
             const bs::command c = bs::parse(line);
             if (c.ok() && (c.verb == bs::op::use || c.verb == bs::op::watch || c.verb == bs::op::ignore ||
-                           c.verb == bs::op::stats_tube) &&
+                           c.verb == bs::op::stats_tube || c.verb == bs::op::pause_tube) &&
                 !conq::valid_queue_name(c.tube))
                 finding("an invalid tube name accepted", line);
             if (c.ok() && c.verb == bs::op::unknown) finding("unknown verb accepted", line);
