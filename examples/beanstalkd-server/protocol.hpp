@@ -51,9 +51,11 @@ struct command {
     };
     op verb = op::unknown;
     status result = status::unknown_command;
-    /// put: the size was followed by garbage. beanstalkd answers JOB_TOO_BIG
-    /// (reading the body) when the size is over the limit, else BAD_FORMAT.
-    bool trailing_garbage = false;
+    /// beanstalkd counts the command in its statistics, then answers
+    /// BAD_FORMAT: a put whose size is followed by garbage (but a size over
+    /// the limit answers JOB_TOO_BIG, after reading the body), a pause-tube
+    /// whose tube name is not a valid one.
+    bool late_bad_format = false;
     std::string_view tube;          ///< use, watch, ignore, stats-tube, pause-tube
     std::uint64_t id = 0;           ///< the by-id commands
     std::uint32_t priority = 0;     ///< put, release, bury
@@ -245,7 +247,7 @@ inline constexpr prefix_entry prefixes[] = {
         if (!read_uint(rest, c.priority, false) || !read_uint(rest, c.delay, false) ||
             !read_uint(rest, c.ttr, false) || !read_uint(rest, c.bytes, false))
             return bad();
-        c.trailing_garbage = !rest.empty();
+        c.late_bad_format = !rest.empty();
         return c;
     }
     case op::peek_ready:
@@ -303,15 +305,17 @@ inline constexpr prefix_entry prefixes[] = {
         c.tube = rest;
         return c;
     case op::pause_tube: {
-        // read_tube_name: spaces, then a valid name (no space is needed
-        // after "pause-tube"), then the delay to the end.
+        // read_tube_name: spaces, then name characters (no space is needed
+        // after "pause-tube"), then the delay to the end; the name's length
+        // and first character are checked after the command is counted.
         while (!rest.empty() && rest.front() == ' ') rest.remove_prefix(1);
         std::size_t n = 0;
         while (n < rest.size() && detail::is_name_char(rest[n])) ++n;
-        if (n == 0 || !detail::name_is_ok(rest.substr(0, n))) return bad();
+        if (n == 0) return bad();
         c.tube = rest.substr(0, n);
         rest.remove_prefix(n);
         if (!read_uint(rest, c.delay, true)) return bad();
+        c.late_bad_format = !detail::name_is_ok(c.tube);
         return c;
     }
     }

@@ -589,6 +589,7 @@ private:
         if (cmd.result == command::status::unknown_command) return reply(c, "UNKNOWN_COMMAND\r\n");
         if (cmd.result == command::status::bad_format) return reply(c, "BAD_FORMAT\r\n");
         count(cmd.verb);
+        if (cmd.late_bad_format && cmd.verb != op::put) return reply(c, "BAD_FORMAT\r\n");
         try {
             run_command(c, cmd);
         } catch (const broker_error& e) {
@@ -614,7 +615,7 @@ private:
                 c.discard_left = std::uint64_t{cmd.bytes} + 2;
                 return;
             }
-            if (cmd.trailing_garbage) return reply(c, "BAD_FORMAT\r\n");
+            if (cmd.late_bad_format) return reply(c, "BAD_FORMAT\r\n");
             if (!c.producer) {
                 c.producer = true;
                 ++producers_;

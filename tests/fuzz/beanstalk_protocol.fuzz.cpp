@@ -49,8 +49,9 @@ void check_parser(std::string_view in) {
             const std::string_view line = in.substr(0, s.length);
             if (line.find('\r') != std::string_view::npos) finding("a line holds a CR", line);
             const bs::command c = bs::parse(line);
-            if (c.ok() && (c.verb == bs::op::use || c.verb == bs::op::watch || c.verb == bs::op::ignore ||
-                           c.verb == bs::op::stats_tube || c.verb == bs::op::pause_tube) &&
+            if (c.ok() && !c.late_bad_format &&
+                (c.verb == bs::op::use || c.verb == bs::op::watch || c.verb == bs::op::ignore ||
+                 c.verb == bs::op::stats_tube || c.verb == bs::op::pause_tube) &&
                 !conq::valid_queue_name(c.tube))
                 finding("an invalid tube name accepted", line);
             if (c.ok() && c.verb == bs::op::unknown) finding("unknown verb accepted", line);
