@@ -1,7 +1,9 @@
 """Google Benchmark JSON as series of repetitions, for the table scripts.
 
-scripts/bench-durable.sh and scripts/bench-ipc.sh read their results with
-this: one Series per benchmark (every repetition's row, any error messages,
+scripts/bench-durable.sh, scripts/bench-ipc.sh and scripts/bench-broker.sh
+read their results with this, and scripts/bench-beanstalkd.sh writes the
+runs of conq_beanstalkd_load in the same layout to read them back: one
+Series per benchmark (every repetition's row, any error messages,
 its label, its registration order), and the formatting of a median with
 its min-max spread.
 """
