@@ -4,7 +4,10 @@
 #   scripts/install-deps.sh [test|demo|bench]...
 #
 # Always: a C++20 compiler (g++), cmake, make and pkg-config.
-#   test   Catch2 and clang (clang checks the headers and the compile errors)
+#   test   Catch2 and clang (clang checks the headers and the compile errors);
+#          beanstalkd, and Node.js with npm unless a node is installed (the
+#          tests of conq-beanstalkd compare it with beanstalkd and run npm
+#          clients against it)
 #   demo   nothing more
 #   bench  Google Benchmark and the queues and stores it is compared with
 #

@@ -4,7 +4,8 @@
 #   release  Release build with -Wall -Wextra -Werror: unit and stress tests,
 #            examples, compile-failure, standalone-header and packaging tests
 #            (and the benchmarks are built when Google Benchmark is installed)
-#   tsan     ThreadSanitizer build of the unit and stress tests
+#   tsan     ThreadSanitizer build of the unit, stress and server tests
+#            (tests/server: conq-beanstalkd, built with the sanitizer too)
 #   asan     AddressSanitizer + UndefinedBehaviorSanitizer build of those and
 #            of the crash tests (which fork, so they stay out of tsan)
 #   fuzz     the libFuzzer targets (tests/fuzz/) for CONQ_FUZZ_SECONDS each
