@@ -352,10 +352,7 @@ private:
             return;
         }
         conn& c = *static_cast<conn*>(ev.data.ptr);
-        if (ev.events & EPOLLOUT) {
-            flush(c);
-            if (c.fd < 0) return;
-        }
+        if ((ev.events & EPOLLOUT) && !flush(c)) return;  // closed, and freed
         if (ev.events & (EPOLLIN | EPOLLHUP | EPOLLERR)) on_readable(c);
     }
 
@@ -447,7 +444,9 @@ private:
         dirty_.clear();
     }
 
-    void flush(conn& c) {
+    // Writes what the connection has to say. \returns false if the
+    // connection was closed (and `c` destroyed).
+    bool flush(conn& c) {
         while (c.out_pos < c.out.size()) {
             const ssize_t n = ::send(c.fd, c.out.data() + c.out_pos, c.out.size() - c.out_pos, MSG_NOSIGNAL);
             if (n > 0) {
@@ -457,24 +456,21 @@ private:
             if (n < 0 && errno == EINTR) continue;
             if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
             close_conn(c);
-            return;
+            return false;
         }
         if (c.out_pos == c.out.size()) {
             const bool was_full = c.out.size() >= output_cap;
             c.out.clear();
             c.out_pos = 0;
-            if (c.closing) {
-                close_conn(c);
-                return;
-            }
-            if (was_full) process(c);  // commands held back by a full output
+            if (was_full && !c.closing) process(c);  // commands held back by a full output
             if (c.out_pos < c.out.size()) return flush(c);
             if (c.closing) {
                 close_conn(c);
-                return;
+                return false;
             }
         }
         update_events(c);
+        return true;
     }
 
     // ------------------------------------------------------- connections
