@@ -127,9 +127,14 @@ public:
         // sleep and wake-up costs more than the request.
         if (opts_.spin_us > 0 && timeout != 0 && busy_) {
             const auto until = clock::now() + std::chrono::microseconds(opts_.spin_us);
-            do {
+            for (;;) {
                 n = ::epoll_wait(ep_, events_, max_events, 0);
-            } while (n == 0 && !changed_.load(std::memory_order_relaxed) && clock::now() < until);
+                if (n != 0 || changed_.load(std::memory_order_relaxed) || clock::now() >= until) break;
+                // A few microseconds between polls: each poll takes the
+                // epoll lock that a sender's wake-up needs, and on a
+                // hyperthread a tight loop slows its sibling.
+                for (int i = 0; i < 64; ++i) conq::detail::cpu_relax();
+            }
         }
         if (n == 0) {
             sleeping_.store(true, std::memory_order_seq_cst);
