@@ -154,7 +154,8 @@ std::string_view body_of(const std::string& bytes) {
 
 /// The value of `key` in a YAML reply body, or "".
 std::string yaml_value(std::string_view body, std::string_view key) {
-    const std::string needle = "\n" + std::string(key) + ": ";
+    std::string needle = "\n";  // appended: g++ 12 -O3 warns (-Wrestrict) on "literal" + std::string
+    needle.append(key).append(": ");
     const std::size_t at = body.find(needle);
     if (at == std::string_view::npos) return {};
     const std::size_t start = at + needle.size();
