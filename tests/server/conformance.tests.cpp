@@ -98,11 +98,6 @@ using conq_test::server_process;
 constexpr auto reply_timeout = 5000ms;
 constexpr auto settle_time = 100ms;
 
-std::string env_or(const char* variable, const char* fallback) {
-    const char* value = std::getenv(variable);
-    return value && *value ? value : fallback;
-}
-
 // ------------------------------------------------------------------ scripts
 
 struct step {
@@ -258,7 +253,7 @@ script parse_script(const std::filesystem::path& path) {
 }
 
 std::filesystem::path scripts_directory() {
-    std::string source = env_or("CONQ_TEST_SOURCE_DIR", "");
+    std::string source = conq_test::env_or("CONQ_TEST_SOURCE_DIR", "");
     if (!source.empty()) return std::filesystem::path(source) / "server" / "scripts";
     return std::filesystem::path(__FILE__).parent_path() / "scripts";
 }
@@ -456,7 +451,7 @@ public:
         : script_(s),
           reference_("beanstalkd", reference_program, s.flags, /*quiet=*/true),
           tested_("conq-beanstalkd", tested_program, s.flags, /*quiet=*/false),
-          trace_(!env_or("CONQ_CONFORMANCE_TRACE", "").empty()) {}
+          trace_(!conq_test::env_or("CONQ_CONFORMANCE_TRACE", "").empty()) {}
 
     void run() {
         for (const auto& s : script_.steps) {
@@ -605,8 +600,8 @@ private:
 }  // namespace
 
 TEST_CASE("conq-beanstalkd replies as beanstalkd does, byte for byte", "[server][conformance]") {
-    std::string reference_program = env_or("BEANSTALKD", "/usr/bin/beanstalkd");
-    std::string tested_program = env_or("CONQ_BEANSTALKD", "");
+    std::string reference_program = conq_test::env_or("BEANSTALKD", "/usr/bin/beanstalkd");
+    std::string tested_program = conq_test::env_or("CONQ_BEANSTALKD", "");
     if (tested_program.empty()) FAIL("set CONQ_BEANSTALKD to the conq-beanstalkd program (ctest does)");
     if (::access(reference_program.c_str(), X_OK) != 0) {
         FAIL("no beanstalkd at " << reference_program

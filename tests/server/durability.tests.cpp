@@ -70,6 +70,8 @@ using namespace std::chrono_literals;
 using clock_type = std::chrono::steady_clock;
 using conq_test::connection;
 using conq_test::server_process;
+using conq_test::test_seed;
+using conq_test::visible;
 using job_id = std::uint64_t;
 
 // About 0.2 s each (0.4 s under a sanitizer, which the server carries too).
@@ -82,36 +84,10 @@ constexpr auto delay_slack = 1500ms;
 
 // ---------------------------------------------------------------- helpers
 
-std::uint64_t test_seed() {
-    if (const char* text = std::getenv("CONQ_TEST_SEED"); text && *text) return std::strtoull(text, nullptr, 10);
-    std::random_device device;
-    return (std::uint64_t{device()} << 32) ^ device();
-}
-
 std::string program_under_test() {
-    const char* program = std::getenv("CONQ_BEANSTALKD");
-    if (!program || !*program) FAIL("set CONQ_BEANSTALKD to the conq-beanstalkd program (ctest does)");
+    std::string program = conq_test::env_or("CONQ_BEANSTALKD");
+    if (program.empty()) FAIL("set CONQ_BEANSTALKD to the conq-beanstalkd program (ctest does)");
     return program;
-}
-
-/// `bytes` with control and non-ASCII bytes escaped, cut after `limit`.
-std::string visible(std::string_view bytes, std::size_t limit = 120) {
-    std::string out;
-    for (std::size_t i = 0; i < bytes.size() && i < limit; ++i) {
-        const auto c = static_cast<unsigned char>(bytes[i]);
-        if (c == '\r') out += "\\r";
-        else if (c == '\n') out += "\\n";
-        else if (c < 0x20 || c >= 0x7f) {
-            static constexpr char hex[] = "0123456789abcdef";
-            out += "\\x";
-            out += hex[c >> 4];
-            out += hex[c & 15];
-        } else {
-            out += static_cast<char>(c);
-        }
-    }
-    if (bytes.size() > limit) out += "...(" + std::to_string(bytes.size()) + " bytes)";
-    return out;
 }
 
 /// A reply's first line without its CRLF, and its body (RESERVED, FOUND, OK).
@@ -928,6 +904,33 @@ bool clean_exit(int status) {
     return (WIFEXITED(status) && WEXITSTATUS(status) == 0) || (WIFSIGNALED(status) && WTERMSIG(status) == SIGTERM);
 }
 
+/// One client per account of `book`, each on a thread of its own, working
+/// on the server at `port` until it goes away or `stop` is set.
+struct traffic {
+    std::atomic<bool> stop{false};
+    std::vector<std::unique_ptr<client>> clients;
+    std::vector<std::thread> threads;
+
+    traffic(ledger& book, std::uint16_t port, std::mt19937_64& rng) {
+        for (auto& account : book.accounts())
+            clients.push_back(std::make_unique<client>(account, port, rng(), book.highest_id(), stop));
+        for (auto& c : clients) threads.emplace_back([&c] { c->run(); });
+    }
+    void join() {
+        for (auto& t : threads) t.join();
+    }
+    /// After join(): records the clients' deletes in `book`; returns what
+    /// went wrong for them.
+    std::vector<std::string> settle(ledger& book) {
+        std::vector<std::string> failures;
+        for (auto& c : clients) {
+            failures.insert(failures.end(), c->failures().begin(), c->failures().end());
+            book.record_deleted(c->deleted());
+        }
+        return failures;
+    }
+};
+
 /// Rounds of start, check, work, SIGKILL on one directory.
 void kill_rounds_with(const std::vector<std::string>& extra_flags, std::size_t rounds) {
     const std::string program = program_under_test();
@@ -947,25 +950,16 @@ void kill_rounds_with(const std::vector<std::string>& extra_flags, std::size_t r
         const auto problems = book.check(server.port());
         if (!problems.empty()) FAIL("after the restart:" << join(problems));
 
-        std::atomic<bool> stop{false};
-        std::vector<std::unique_ptr<client>> clients;
-        for (auto& account : book.accounts())
-            clients.push_back(std::make_unique<client>(account, server.port(), rng(), book.highest_id(), stop));
-        std::vector<std::thread> threads;
-        for (auto& c : clients) threads.emplace_back([&c] { c->run(); });
-        std::this_thread::sleep_for(std::chrono::milliseconds(2 + rng() % 99));
+        traffic work(book, server.port(), rng);
+        std::this_thread::sleep_for(std::chrono::milliseconds(2 + rng() % 99));  // traffic, then the kill
         server.kill(SIGKILL);
         const auto status = server.wait_exit();
-        for (auto& t : threads) t.join();
+        work.join();
 
         REQUIRE(status.has_value());
         if (!WIFSIGNALED(*status) || WTERMSIG(*status) != SIGKILL)
             FAIL("the server " << server_process::describe_status(*status) << " before the kill");
-        std::vector<std::string> failures;
-        for (auto& c : clients) {
-            failures.insert(failures.end(), c->failures().begin(), c->failures().end());
-            book.record_deleted(c->deleted());
-        }
+        const auto failures = work.settle(book);
         if (!failures.empty()) FAIL("while it ran:" << join(failures));
         std::size_t unanswered = 0;
         for (const auto& account : book.accounts()) {
@@ -1013,22 +1007,13 @@ TEST_CASE("a durable server stopped with SIGTERM keeps everything", "[server][du
         const auto problems = book.check(server.port());
         if (!problems.empty()) FAIL("after the restart:" << join(problems));
 
-        std::atomic<bool> stop{false};
-        std::vector<std::unique_ptr<client>> clients;
-        for (auto& account : book.accounts())
-            clients.push_back(std::make_unique<client>(account, server.port(), rng(), book.highest_id(), stop));
-        std::vector<std::thread> threads;
-        for (auto& c : clients) threads.emplace_back([&c] { c->run(); });
-        std::this_thread::sleep_for(200ms);
-        stop = true;
-        for (auto& t : threads) t.join();
-        std::vector<std::string> failures;
+        traffic work(book, server.port(), rng);
+        std::this_thread::sleep_for(200ms);  // traffic, then the stop
+        work.stop = true;
+        work.join();
+        const auto failures = work.settle(book);
         std::size_t held = 0;
-        for (auto& c : clients) {
-            failures.insert(failures.end(), c->failures().begin(), c->failures().end());
-            book.record_deleted(c->deleted());
-            held += c->held_count();
-        }
+        for (auto& c : work.clients) held += c->held_count();
         if (!failures.empty()) FAIL("while it ran:" << join(failures));
         CHECK(held > 0);  // reserved at the stop: ready after the restart
 
@@ -1036,7 +1021,7 @@ TEST_CASE("a durable server stopped with SIGTERM keeps everything", "[server][du
         const int status = server.stop(10s);
         INFO("the server, sent SIGTERM, " << server_process::describe_status(status));
         CHECK(clean_exit(status));
-        for (auto& c : clients) c->disconnect();
+        for (auto& c : work.clients) c->disconnect();
         for (const auto& account : book.accounts()) {
             CHECK(account.unanswered.empty());
             for (const auto& [id, job] : account.jobs) CHECK_FALSE(job.unsure.has_value());

@@ -67,6 +67,8 @@ using clock_type = std::chrono::steady_clock;
 using conq_test::connection;
 using conq_test::reply_status;
 using conq_test::server_process;
+using conq_test::test_seed;
+using conq_test::visible;
 using job_id = std::uint64_t;
 
 #if defined(CONQ_TEST_SANITIZED)
@@ -80,36 +82,10 @@ constexpr auto reply_timeout = 5s;
 
 // ---------------------------------------------------------------- helpers
 
-std::uint64_t test_seed() {
-    if (const char* text = std::getenv("CONQ_TEST_SEED"); text && *text) return std::strtoull(text, nullptr, 10);
-    std::random_device device;
-    return (std::uint64_t{device()} << 32) ^ device();
-}
-
 std::string program_under_test() {
-    const char* program = std::getenv("CONQ_BEANSTALKD");
-    if (!program || !*program) FAIL("set CONQ_BEANSTALKD to the conq-beanstalkd program (ctest does)");
+    std::string program = conq_test::env_or("CONQ_BEANSTALKD");
+    if (program.empty()) FAIL("set CONQ_BEANSTALKD to the conq-beanstalkd program (ctest does)");
     return program;
-}
-
-/// `bytes` with control and non-ASCII bytes escaped, cut after `limit`.
-std::string visible(std::string_view bytes, std::size_t limit = 120) {
-    std::string out;
-    for (std::size_t i = 0; i < bytes.size() && i < limit; ++i) {
-        const auto c = static_cast<unsigned char>(bytes[i]);
-        if (c == '\r') out += "\\r";
-        else if (c == '\n') out += "\\n";
-        else if (c < 0x20 || c >= 0x7f) {
-            static constexpr char hex[] = "0123456789abcdef";
-            out += "\\x";
-            out += hex[c >> 4];
-            out += hex[c & 15];
-        } else {
-            out += static_cast<char>(c);
-        }
-    }
-    if (bytes.size() > limit) out += "...(" + std::to_string(bytes.size()) + " bytes)";
-    return out;
 }
 
 std::string describe(const conq_test::reply& r) {

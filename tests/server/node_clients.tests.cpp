@@ -41,11 +41,6 @@ namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 using clock_type = std::chrono::steady_clock;
 
-std::string env_or_empty(const char* name) {
-    const char* value = std::getenv(name);
-    return value ? value : "";
-}
-
 std::string read_file(const fs::path& path) {
     std::ifstream in(path, std::ios::binary);
     return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
@@ -53,7 +48,7 @@ std::string read_file(const fs::path& path) {
 
 // The first executable called `name` on PATH, or an empty path.
 fs::path find_program(const std::string& name) {
-    std::string path = env_or_empty("PATH");
+    std::string path = conq_test::env_or("PATH");
     if (path.empty()) path = "/usr/local/bin:/usr/bin:/bin";
     std::istringstream dirs(path);
     for (std::string dir; std::getline(dirs, dir, ':');) {
@@ -162,8 +157,8 @@ void install_clients(const fs::path& npm, const fs::path& source, const fs::path
 }  // namespace
 
 TEST_CASE("jackd and fivebeans workers and producers share the server", "[server][node]") {
-    const std::string program = env_or_empty("CONQ_BEANSTALKD");
-    const std::string sources = env_or_empty("CONQ_TEST_SOURCE_DIR");
+    const std::string program = conq_test::env_or("CONQ_BEANSTALKD");
+    const std::string sources = conq_test::env_or("CONQ_TEST_SOURCE_DIR");
     if (program.empty() || sources.empty()) {
         FAIL("CONQ_BEANSTALKD (the server to test) and CONQ_TEST_SOURCE_DIR (the repository's tests/ "
              "folder) must be set; ctest sets both");

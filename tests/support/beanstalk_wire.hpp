@@ -20,8 +20,10 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <optional>
+#include <random>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -72,6 +74,40 @@ inline int poll_ms_until(std::chrono::steady_clock::time_point deadline) {
 /// for a socket bound to port 0, and the socket is closed again. Another
 /// process may take it before the caller binds it; server_process retries
 /// with a fresh port when that happens.
+/// The environment variable `name`, or `fallback` when it is unset or empty.
+inline std::string env_or(const char* name, const char* fallback = "") {
+    const char* value = std::getenv(name);
+    return value && *value ? value : fallback;
+}
+
+/// CONQ_TEST_SEED if set (to repeat a run), else a random seed.
+inline std::uint64_t test_seed() {
+    const std::string text = env_or("CONQ_TEST_SEED");
+    if (!text.empty()) return std::strtoull(text.c_str(), nullptr, 10);
+    std::random_device device;
+    return (std::uint64_t{device()} << 32) ^ device();
+}
+
+/// `bytes` with control and non-ASCII bytes escaped, cut after `limit`.
+inline std::string visible(std::string_view bytes, std::size_t limit = 120) {
+    std::string out;
+    for (std::size_t i = 0; i < bytes.size() && i < limit; ++i) {
+        const auto c = static_cast<unsigned char>(bytes[i]);
+        if (c == '\r') out += "\\r";
+        else if (c == '\n') out += "\\n";
+        else if (c < 0x20 || c >= 0x7f) {
+            static constexpr char hex[] = "0123456789abcdef";
+            out += "\\x";
+            out += hex[c >> 4];
+            out += hex[c & 15];
+        } else {
+            out += static_cast<char>(c);
+        }
+    }
+    if (bytes.size() > limit) out += "...(" + std::to_string(bytes.size()) + " bytes)";
+    return out;
+}
+
 inline std::uint16_t free_port() {
     int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0) detail::throw_errno("free_port: socket");
