@@ -18,6 +18,14 @@
 //                           steps; pairs (schedule + cancel) per second
 //   schedule_cancel_random  the same, cancelling a uniformly random pending
 //                           timer; pairs per second
+//
+// The pair scenarios also have a `handles_only` row: the same loop with no
+// queue, only the benchmark's own bookkeeping (draw a delay, read the
+// handle to cancel from the ring of n handles, store the new one in its
+// place), so the queue's share of each pair can be read off. With 10^6
+// pending the random handle is a cache miss (the ring is 16 MB); without a
+// queue the processor overlaps the misses of consecutive steps, while the
+// queue's lock makes each step wait for its own.
 //   fire                    n timers scheduled (not timed); then the clock
 //                           advances in 1 ms steps, 10,000 of them (to 10 s,
 //                           when every timer is due), and after each step
@@ -55,6 +63,7 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <type_traits>
 #include <vector>
 
 #include "bench_common.hpp"
@@ -157,6 +166,12 @@ struct wheel_storage {
     static constexpr const char* api = "delay_queue<u64, manual_clock, timer_wheel<1 ms>>";
 };
 
+/// No queue: the pair scenarios' own work alone (see the top of the file).
+struct handles_only {
+    static constexpr const char* name = "handles_only";
+    static constexpr const char* api = "no queue: the benchmark's handle ring alone";
+};
+
 template <class S>
 using queue_for = conq::delay_queue<item_type, conq::manual_clock, typename S::policy>;
 
@@ -185,6 +200,62 @@ struct run_result {
     std::string error;
 };
 
+/// Which handle a pair step cancels: the oldest (the handles form a ring
+/// in schedule order) or a uniformly random one.
+template <bool Random>
+class pick_slot {
+public:
+    explicit pick_slot(std::size_t n) noexcept : n_(n) {}
+    std::size_t operator()(xorshift& rng) noexcept {
+        if constexpr (Random) {
+            return static_cast<std::size_t>(rng.below(n_));
+        } else {
+            const std::size_t j = oldest_;
+            oldest_ = oldest_ + 1 == n_ ? 0 : oldest_ + 1;
+            return j;
+        }
+    }
+
+private:
+    std::size_t n_;
+    std::size_t oldest_ = 0;
+};
+
+/// What handles_only stores per timer: a handle of the same size.
+struct fake_handle {
+    const void* queue = nullptr;
+    std::uint32_t idx = 0;
+    std::uint32_t tag = 0;
+};
+static_assert(sizeof(fake_handle) == sizeof(queue_for<heap_storage>::handle));
+
+/// handles_only: steps times, draw a delay, read the handle in slot j (the
+/// oldest or a random one), check it and put a new one there.
+template <bool Random>
+run_result handles_only_once(std::uint64_t n, std::uint64_t steps) {
+    std::vector<fake_handle> ring(static_cast<std::size_t>(n));
+    xorshift rng(Random ? 2 : 1);
+    for (std::uint64_t i = 0; i < n; ++i) {
+        const auto d = random_delay(rng);
+        ring[static_cast<std::size_t>(i)] = {&ring, static_cast<std::uint32_t>(i),
+                                             static_cast<std::uint32_t>(d.count())};
+    }
+    pick_slot<Random> pick(ring.size());
+    std::uint64_t wrong = 0;
+    const auto t0 = clock_type::now();
+    for (std::uint64_t s = 0; s < steps; ++s) {
+        const auto d = random_delay(rng);
+        const std::size_t j = pick(rng);
+        wrong += ring[j].queue != &ring;  // a use of the handle read, as cancel() makes
+        ring[j] = {&ring, static_cast<std::uint32_t>(n + s), static_cast<std::uint32_t>(d.count())};
+    }
+    run_result r;
+    r.seconds = std::chrono::duration<double>(clock_type::now() - t0).count();
+    r.work = steps;
+    if (wrong != 0) r.error = "a handle changed under the benchmark";
+    return r;
+}
+
 /// n timers pending, then `steps` times: schedule one, cancel one (the
 /// oldest, or a random one), keeping n pending.
 template <class S, bool Random>
@@ -199,18 +270,12 @@ run_result schedule_cancel_once(std::uint64_t n, std::uint64_t steps) {
         ring[static_cast<std::size_t>(i)] = q->schedule_after(i, random_delay(rng));
         if (!ring[static_cast<std::size_t>(i)]) ++null_handles;
     }
-    std::size_t oldest = 0;
+    pick_slot<Random> pick(ring.size());
     const auto t0 = clock_type::now();
     for (std::uint64_t s = 0; s < steps; ++s) {
         const auto h = q->schedule_after(n + s, random_delay(rng));
         null_handles += h ? 0 : 1;
-        std::size_t j;
-        if constexpr (Random) {
-            j = static_cast<std::size_t>(rng.below(n));
-        } else {
-            j = oldest;
-            oldest = oldest + 1 == ring.size() ? 0 : oldest + 1;
-        }
+        const std::size_t j = pick(rng);
         failed_cancels += q->cancel(ring[j]) ? 0 : 1;
         ring[j] = h;
     }
@@ -312,17 +377,22 @@ run_result schedule_once(std::uint64_t n, std::uint64_t at_least) {
 template <class S>
 run_result run_once(scenario sc, std::uint64_t n) {
     const std::uint64_t steps = settings().steps;
-    switch (sc) {
-        case scenario::schedule_cancel_fifo:
-            return schedule_cancel_once<S, false>(n, steps);
-        case scenario::schedule_cancel_random:
-            return schedule_cancel_once<S, true>(n, steps);
-        case scenario::fire:
-            return fire_once<S>(n);
-        case scenario::schedule:
-            return schedule_once<S>(n, steps);
+    if constexpr (std::is_same_v<S, handles_only>) {
+        return sc == scenario::schedule_cancel_random ? handles_only_once<true>(n, steps)
+                                                      : handles_only_once<false>(n, steps);
+    } else {
+        switch (sc) {
+            case scenario::schedule_cancel_fifo:
+                return schedule_cancel_once<S, false>(n, steps);
+            case scenario::schedule_cancel_random:
+                return schedule_cancel_once<S, true>(n, steps);
+            case scenario::fire:
+                return fire_once<S>(n);
+            case scenario::schedule:
+                return schedule_once<S>(n, steps);
+        }
+        return {};
     }
-    return {};
 }
 
 // ------------------------------------------------------------- registration
@@ -379,6 +449,8 @@ void register_benchmarks() {
         for (std::uint64_t n : pending_counts()) {
             register_one<heap_storage>(sc, n);
             register_one<wheel_storage>(sc, n);
+            if (sc == scenario::schedule_cancel_fifo || sc == scenario::schedule_cancel_random)
+                register_one<handles_only>(sc, n);
         }
     }
 }

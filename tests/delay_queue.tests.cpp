@@ -3,7 +3,8 @@
 // every item comes out once due, earliest first and equal due times in
 // schedule order; next_due() names the earliest pending item; cancel()
 // removes a pending item exactly once and a stale handle never touches a
-// newer item; clear(), close() and the common queue interface behave as
+// newer item, also when cancelled timers pile up and are swept, and a
+// bounded queue allocates nothing after construction; clear(), close() and the common queue interface behave as
 // documented; a sleeping pop() is woken by advance(), by a schedule and by
 // close(); elements are owned exactly (no leak, no double destruction); and
 // heap and wheel storage deliver identical results on long random traces.
@@ -34,6 +35,7 @@
 #include <utility>
 #include <vector>
 
+#include "alloc_counter.hpp"
 #include "conq_catch.hpp"
 #include "counted.hpp"
 #include "watchdog.hpp"
@@ -967,6 +969,129 @@ void lifetime_round_trip() {
 
 TEMPLATE_LIST_TEST_CASE("delay_queue: owns exactly the items inside", "[delay]", configs) {
     lifetime_round_trip<TestType>();
+}
+
+TEMPLATE_LIST_TEST_CASE("delay_queue: many cancels among few pending timers lose nothing",
+                        "[delay][cancel]", configs) {
+    // Cancelling is lazy: a cancelled timer stays in the storage until the
+    // storage meets it or sweeps it, and a sweep comes when cancelled ones
+    // outnumber pending ones by 64. Here most timers are cancelled, so the
+    // queue sweeps many times, with pending ones in every state (heap,
+    // wheel buckets of several levels, the wheel's due heap) and handles of
+    // swept timers still held.
+    manual_clock clock;
+    TestType q(clock);
+    std::mt19937_64 rng(7);
+    const std::size_t keep = std::min<std::size_t>(q.capacity(), 48);
+    struct pending {
+        i64 due;
+        int id;
+        typename TestType::handle h;
+    };
+    std::vector<pending> live;
+    std::vector<typename TestType::handle> dead;  // cancelled or popped
+    int next_id = 0;
+    for (int round = 0; round < 600; ++round) {
+        // Fill up to `keep` pending (a quarter due at once, the rest up to
+        // 3 s ahead), then cancel two thirds of them, chosen at random.
+        while (live.size() < keep) {
+            const i64 due = now_ns(clock) + uniform(rng, 0, 3) * uniform(rng, 1, 1'000'000'000);
+            const auto h = q.schedule_at(next_id, at(ns(due)));
+            REQUIRE(h);
+            live.push_back({due, next_id++, h});
+        }
+        std::shuffle(live.begin(), live.end(), rng);
+        while (live.size() > keep / 3) {
+            CHECK(q.cancel(live.back().h));
+            dead.push_back(live.back().h);
+            live.pop_back();
+        }
+        // Old handles match nothing, wherever their node went since.
+        for (int k = 0; k < 4; ++k) CHECK_FALSE(q.cancel(dead[rng() % dead.size()]));
+        CHECK(q.size_approx() == live.size());
+        // Every third round, 200 ms pass: exactly the pending items now due
+        // come out, by due time, then schedule order.
+        if (round % 3 == 2) {
+            clock.advance(200ms);
+            std::vector<pending> due_now;
+            for (auto it = live.begin(); it != live.end();) {
+                if (it->due <= now_ns(clock)) {
+                    due_now.push_back(*it);
+                    dead.push_back(it->h);
+                    it = live.erase(it);
+                } else {
+                    ++it;
+                }
+            }
+            std::sort(due_now.begin(), due_now.end(), [](const pending& x, const pending& y) {
+                return x.due < y.due || (x.due == y.due && x.id < y.id);
+            });
+            std::vector<int> want;
+            for (const auto& p : due_now) want.push_back(p.id);
+            std::vector<int> got;
+            while (auto v = q.try_pop()) got.push_back(*v);
+            CHECK(got == want);
+        }
+    }
+    // Everything still pending comes out, in order, and nothing else.
+    std::sort(live.begin(), live.end(), [](const pending& a, const pending& b) {
+        return a.due < b.due || (a.due == b.due && a.id < b.id);
+    });
+    std::vector<int> want;
+    for (const auto& p : live) want.push_back(p.id);
+    clock.advance(ns(i64{1} << 40));
+    std::vector<int> got;
+    while (auto v = q.try_pop()) got.push_back(*v);
+    CHECK(got == want);
+    CHECK(q.size_approx() == 0);
+    CHECK_FALSE(q.next_due());
+}
+
+TEST_CASE("delay_queue: a bounded queue allocates nothing after construction", "[delay][alloc]") {
+    manual_clock clock;
+    conq::delay_queue<int, manual_clock, conq::capacity<64>> heap(clock);
+    conq::delay_queue<int, manual_clock, conq::capacity<64>, conq::timer_wheel<>> wheel(clock);
+    std::mt19937_64 rng(11);
+    std::vector<conq::delay_queue<int, manual_clock, conq::capacity<64>>::handle> heap_handles;
+    std::vector<conq::delay_queue<int, manual_clock, conq::capacity<64>, conq::timer_wheel<>>::handle>
+        wheel_handles;
+    heap_handles.reserve(64);
+    wheel_handles.reserve(64);
+    bool ok = true;
+    long scheduled = 0;
+    // Fill, cancel most, refill, ...: cancelled timers pile up to the sweep
+    // threshold again and again, and time passes now and then. No Catch
+    // macros inside the counted part (they may allocate).
+    auto churn = [&](auto& q, auto& hs) {
+        for (int round = 0; round < 2000; ++round) {
+            while (hs.size() < 64) {
+                const auto h = q.schedule_after(round, ns(uniform(rng, 1, 100'000'000'000)));
+                ok = static_cast<bool>(h) && ok;
+                hs.push_back(h);
+                ++scheduled;
+            }
+            ok = !q.schedule_after(-1, 1ms) && ok;  // full
+            std::shuffle(hs.begin(), hs.end(), rng);
+            const std::size_t stay = static_cast<std::size_t>(rng() % 8);
+            while (hs.size() > stay) {
+                ok = q.cancel(hs.back()) && ok;
+                hs.pop_back();
+            }
+            if (round % 100 == 99) {
+                clock.advance(100s);
+                while (q.try_pop()) {
+                }
+                hs.clear();
+            }
+        }
+    };
+    const long before = conq_test::allocations();
+    churn(heap, heap_handles);
+    churn(wheel, wheel_handles);
+    const long after = conq_test::allocations();
+    CHECK(ok);
+    CHECK(scheduled > 200'000);
+    CHECK(after - before == 0);
 }
 
 // ------------------------------------------------ heap and wheel, side by side

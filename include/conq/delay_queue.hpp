@@ -15,11 +15,14 @@
 // next in line (a pop returns the earliest due item, exactly).
 //
 // Storage (policy): `timer_heap` (default), a 4-ary heap of timers, O(log n)
-// schedule, cancel and pop; `timer_wheel<TickNs>`, a hierarchical timing
-// wheel, O(1) schedule and cancel, for very many timers most of which are
-// cancelled before they fire. Both deliver the same items at the same times
-// in the same order (the wheel keeps the timers of past ticks in a small
-// heap), so the choice is only about speed.
+// schedule and pop; `timer_wheel<TickNs>`, a hierarchical timing wheel, O(1)
+// schedule, for very many timers most of which are cancelled before they
+// fire. Both deliver the same items at the same times in the same order (the
+// wheel keeps the timers of past ticks in a small heap), so the choice is
+// only about speed. Both cancel in O(1) (amortised): cancel() destroys the
+// item and marks the timer, and the storage drops the mark when it meets it
+// or in a sweep once marked timers outnumber pending ones by 64 (see
+// timer_slab), so memory stays within about twice the pending timers.
 //
 // The queue is guarded by one mutex; pop() sleeps on a condition variable
 // (one consumer sleeps until the earliest due time, the others until it is
@@ -83,16 +86,19 @@ template <class T>
 struct timer_node {
     std::int64_t due = 0;     // clock nanoseconds
     std::uint64_t seq = 0;    // schedule order: ties of due
-    std::uint32_t gen = 0;    // bumped on free: stale handles do not match
-    std::uint32_t next = nil; // free list / wheel bucket list
-    std::uint32_t prev = nil; // wheel bucket list
-    std::uint32_t pos = nil;  // index in a heap
-    std::uint16_t where = 0;  // 0 free, 1 in a heap, 2 + level*64 + slot: in a wheel bucket
+    std::uint32_t next = nil; // wheel bucket list
+    std::uint16_t where = 0;  // 0 free; 1 in a heap; 2 + level*64 + slot: in a wheel bucket
     raw_item<T> item;
 };
 
-/// Timer nodes in chunks that never move, with a free list; index + gen
-/// make a handle.
+/// Timer nodes in chunks that never move, a stack of free ones, and a tag
+/// per node in an array of its own. The tag is the node's generation times
+/// two, plus one while it is cancelled; a handle holds the tag its node had
+/// when it was scheduled, so it matches only that timer, while it is
+/// pending. Cancelling is lazy: it sets the tag's low bit (and destroys the
+/// item), and the storage frees the node when it meets it, or in a sweep.
+/// The tags are 4 bytes per node, so checking and cancelling a handle stays
+/// in cache when the nodes do not.
 template <class T>
 class timer_slab {
     static constexpr std::uint32_t chunk_bits = 10;
@@ -100,13 +106,13 @@ class timer_slab {
 
 public:
     using node = timer_node<T>;
+
     timer_slab() = default;
     timer_slab(const timer_slab&) = delete;
     timer_slab& operator=(const timer_slab&) = delete;
     ~timer_slab() {
         for (std::uint32_t i = 0; i < count_; ++i) {
-            node& n = (*this)[i];
-            if (n.where != 0) n.item.ptr()->~T();
+            if (live(i)) (*this)[i].item.ptr()->~T();
         }
     }
 
@@ -114,39 +120,73 @@ public:
     const node& operator[](std::uint32_t i) const noexcept {
         return chunks_[i >> chunk_bits][i & (chunk_size - 1)];
     }
+    /// Nodes ever handed out (indices below this are valid).
     [[nodiscard]] std::uint32_t size() const noexcept { return count_; }
+    /// Cancelled nodes that a storage still refers to.
+    [[nodiscard]] std::size_t cancelled_count() const noexcept { return cancelled_; }
+    /// Whether the next allocate() has to add a chunk.
+    [[nodiscard]] bool full() const noexcept { return free_.empty() && count_ == capacity(); }
+    [[nodiscard]] std::uint32_t tag(std::uint32_t i) const noexcept { return tags_[i]; }
+    [[nodiscard]] bool cancelled(std::uint32_t i) const noexcept { return (tags_[i] & 1u) != 0; }
+    /// Holds a pending timer: in a storage and not cancelled.
+    [[nodiscard]] bool live(std::uint32_t i) const noexcept {
+        return (*this)[i].where != 0 && !cancelled(i);
+    }
 
     /// A free node (its `where` still 0). May allocate a chunk.
     std::uint32_t allocate() {
-        if (free_ != nil) {
-            const std::uint32_t i = free_;
-            free_ = (*this)[i].next;
+        if (!free_.empty()) {
+            const std::uint32_t i = free_.back();
+            free_.pop_back();
             return i;
         }
-        if (count_ == static_cast<std::uint32_t>(chunks_.size()) * chunk_size) {
-            if (count_ >= nil - chunk_size) throw std::length_error("conq::delay_queue: too many timers");
-            chunks_.push_back(std::make_unique<node[]>(chunk_size));
-        }
+        if (count_ == capacity()) add_chunk();
         return count_++;
     }
+    /// Marks a pending timer cancelled (its item already destroyed).
+    void cancel(std::uint32_t i) noexcept {
+        tags_[i] |= 1u;
+        ++cancelled_;
+    }
+    /// Frees a node that was allocated (pending with its item gone, or
+    /// cancelled): a new generation, so no old handle matches it.
     void release(std::uint32_t i) noexcept {
-        node& n = (*this)[i];
-        n.where = 0;
-        ++n.gen;
-        n.next = free_;
-        free_ = i;
+        if (tags_[i] & 1u) --cancelled_;
+        tags_[i] = (tags_[i] | 1u) + 1u;
+        (*this)[i].where = 0;
+        free_.push_back(i);  // never reallocates: room for every node
+    }
+    /// Releases the node if it is cancelled. \returns whether it was.
+    bool drop_if_cancelled(std::uint32_t i) noexcept {
+        if (!cancelled(i)) return false;
+        release(i);
+        return true;
     }
     void reserve(std::size_t n) {
-        while (chunks_.size() * chunk_size < n) chunks_.push_back(std::make_unique<node[]>(chunk_size));
+        while (capacity() < n) add_chunk();
     }
 
 private:
+    [[nodiscard]] std::uint32_t capacity() const noexcept {
+        return static_cast<std::uint32_t>(chunks_.size()) * chunk_size;
+    }
+    void add_chunk() {
+        if (capacity() >= nil - chunk_size) throw std::length_error("conq::delay_queue: too many timers");
+        const std::size_t n = std::size_t{capacity()} + chunk_size;
+        if (free_.capacity() < n) free_.reserve(std::max(n, 2 * free_.capacity()));
+        tags_.resize(n);
+        chunks_.push_back(std::make_unique<node[]>(chunk_size));
+    }
+
     std::vector<std::unique_ptr<node[]>> chunks_;
+    std::vector<std::uint32_t> tags_;
+    std::vector<std::uint32_t> free_;
     std::uint32_t count_ = 0;
-    std::uint32_t free_ = nil;
+    std::size_t cancelled_ = 0;
 };
 
-/// A heap of timers by (due, seq); each node knows its index (for erase).
+/// A heap of timers by (due, seq). Cancelled timers stay in it until they
+/// reach the top (or a sweep), where they are dropped.
 template <class T>
 class timer_min_heap {
     struct entry {
@@ -159,53 +199,83 @@ class timer_min_heap {
             return a.due < b.due || (a.due == b.due && a.seq < b.seq);
         }
     };
-    struct track {
-        timer_slab<T>* slab;
-        void operator()(const entry& e, std::size_t i) const noexcept {
-            (*slab)[e.idx].pos = static_cast<std::uint32_t>(i);
-        }
-    };
 
 public:
-    explicit timer_min_heap(timer_slab<T>& slab) : h_(before{}, track{&slab}), slab_(&slab) {}
-    [[nodiscard]] bool empty() const noexcept { return h_.empty(); }
-    [[nodiscard]] std::size_t size() const noexcept { return h_.size(); }
+    explicit timer_min_heap(timer_slab<T>& slab) : slab_(&slab) {}
     void reserve(std::size_t n) { h_.reserve(n); }
     void reserve_one_more() { h_.reserve_one_more(); }
+    /// Room for n entries in all, growing geometrically.
+    void reserve_for(std::size_t n) {
+        if (h_.reserved() < n) h_.reserve(std::max(n, h_.reserved() + h_.reserved() / 2 + 16));
+    }
     /// \pre room reserved
     void insert(std::uint32_t i) noexcept {
         auto& n = (*slab_)[i];
         n.where = 1;
         h_.push(entry{n.due, n.seq, i});
     }
-    void erase(std::uint32_t i) noexcept { (void)h_.erase((*slab_)[i].pos); }
+    /// Whether no live timer is left (drops cancelled ones from the top).
+    [[nodiscard]] bool empty() noexcept {
+        while (!h_.empty() && slab_->drop_if_cancelled(h_.top().idx)) (void)h_.pop();
+        return h_.empty();
+    }
+    /// \pre !empty()
     [[nodiscard]] std::uint32_t top() const noexcept { return h_.top().idx; }
     [[nodiscard]] std::int64_t top_due() const noexcept { return h_.top().due; }
+    /// \pre !empty()
     std::uint32_t pop() noexcept { return h_.pop().idx; }
+    /// Empties the heap without touching the nodes.
+    void clear() noexcept { h_.clear(); }
+    /// During a sweep: keeps node i (in a heap), then rebuild() restores the order.
+    void keep(std::uint32_t i) noexcept {
+        auto& n = (*slab_)[i];
+        h_.push_unordered(entry{n.due, n.seq, i});
+    }
+    void rebuild() noexcept { h_.make_heap(); }
 
 private:
-    dary_heap<entry, before, track> h_;
+    dary_heap<entry, before> h_;
     timer_slab<T>* slab_;
 };
+
+// Both storages cancel lazily: cancel() only marks the timer's tag (O(1),
+// and the node itself is not touched unless the item has a destructor), and
+// the storage frees the node when it meets it (at the top of a heap, or when
+// a wheel bucket is spread). So that cancelled timers never
+// outnumber live ones by much, the queue calls sweep() when they do: one
+// pass over the nodes in memory order frees the cancelled ones and rebuilds
+// the storage from the live ones (O(nodes), amortised O(1) per cancel).
 
 /// timer_heap storage.
 template <class T>
 class heap_timers {
 public:
-    explicit heap_timers(timer_slab<T>& slab) : h_(slab) {}
+    explicit heap_timers(timer_slab<T>& slab) : slab_(&slab), h_(slab) {}
     void reserve(std::size_t n) { h_.reserve(n); }
     void prepare_insert() { h_.reserve_one_more(); }
     void insert(std::uint32_t i) noexcept { h_.insert(i); }
-    void erase(std::uint32_t i) noexcept { h_.erase(i); }
-    /// The earliest timer (nil if none). Exact.
+    /// The earliest live timer (nil if none). Exact.
     std::uint32_t earliest() noexcept { return h_.empty() ? nil : h_.top(); }
     /// Removes the earliest timer if it is due at `now`; nil otherwise.
     std::uint32_t pop_due(std::int64_t now) noexcept {
         if (h_.empty() || h_.top_due() > now) return nil;
         return h_.pop();
     }
+    /// Frees every cancelled node, keeps the live ones.
+    void sweep() noexcept {
+        h_.clear();  // its room stays: every kept node was in it
+        for (std::uint32_t i = 0, n = slab_->size(); i < n; ++i) {
+            if ((*slab_)[i].where == 0) continue;
+            if (slab_->cancelled(i)) slab_->release(i);
+            else h_.keep(i);
+        }
+        h_.rebuild();
+    }
+    /// Forgets every timer (the queue has freed the nodes).
+    void reset() noexcept { h_.clear(); }
 
 private:
+    timer_slab<T>* slab_;
     timer_min_heap<T> h_;
 };
 
@@ -215,7 +285,8 @@ private:
 /// timers of ticks <= c wait in a small exact heap (`ready_`), so delivery is
 /// exact: the wheel only buckets the future. Moving c forward jumps straight
 /// to the next non-empty bucket (bitmaps), never tick by tick, and spreads
-/// that bucket's timers over the levels below (or into ready_).
+/// that bucket's timers over the levels below (or into ready_). Buckets are
+/// singly linked lists: schedule and cancel touch only the timer's node.
 template <class T, std::int64_t TickNs>
 class wheel_timers {
     static constexpr unsigned bits = 6;
@@ -223,11 +294,11 @@ class wheel_timers {
     static constexpr unsigned levels = 11;
 
 public:
-    explicit wheel_timers(timer_slab<T>& slab) : slab_(&slab), ready_(slab) {
-        for (auto& l : head_) l.fill(nil);
-    }
-    void reserve(std::size_t) {}
-    void prepare_insert() { ready_.reserve_one_more(); }
+    explicit wheel_timers(timer_slab<T>& slab) : slab_(&slab), ready_(slab) { reset(); }
+    void reserve(std::size_t n) { ready_.reserve(n); }
+    // Spreading a bucket can move any number of timers into ready_, so its
+    // room covers every node there is.
+    void prepare_insert() { ready_.reserve_for(std::size_t{slab_->size()} + 1); }
 
     void insert(std::uint32_t i) noexcept {
         auto& n = (*slab_)[i];
@@ -239,17 +310,6 @@ public:
         const unsigned l = static_cast<unsigned>(std::bit_width(t ^ cur_) - 1) / bits;
         const unsigned s = static_cast<unsigned>(t >> (bits * l)) & (slots - 1);
         link(i, l, s);
-    }
-    void erase(std::uint32_t i) noexcept {
-        auto& n = (*slab_)[i];
-        if (n.where == 1) {
-            ready_.erase(i);
-            return;
-        }
-        const unsigned l = (n.where - 2u) / slots, s = (n.where - 2u) % slots;
-        if (n.prev != nil) (*slab_)[n.prev].next = n.next; else head_[l][s] = n.next;
-        if (n.next != nil) (*slab_)[n.next].prev = n.prev;
-        if (head_[l][s] == nil) occupied_[l] &= ~(std::uint64_t{1} << s);
     }
     std::uint32_t earliest() noexcept {
         // Spill buckets into ready_ until it holds the earliest timer: every
@@ -267,6 +327,31 @@ public:
         if (ready_.empty() || ready_.top_due() > now) return nil;
         return ready_.pop();
     }
+    /// Frees every cancelled node; relinks the live ones into the buckets
+    /// they were in (their `where`), or ready_.
+    void sweep() noexcept {
+        for (auto& l : head_) l.fill(nil);
+        std::fill(std::begin(occupied_), std::end(occupied_), std::uint64_t{0});
+        ready_.clear();
+        for (std::uint32_t i = 0, n = slab_->size(); i < n; ++i) {
+            const std::uint16_t w = (*slab_)[i].where;
+            if (w == 0) continue;
+            if (slab_->cancelled(i)) {
+                slab_->release(i);
+            } else if (w == 1) {
+                ready_.keep(i);
+            } else {
+                link(i, (w - 2u) / slots, (w - 2u) % slots);
+            }
+        }
+        ready_.rebuild();
+    }
+    /// Forgets every timer (the queue has freed the nodes).
+    void reset() noexcept {
+        for (auto& l : head_) l.fill(nil);
+        std::fill(std::begin(occupied_), std::end(occupied_), std::uint64_t{0});
+        ready_.clear();
+    }
 
 private:
     static std::uint64_t tick(std::int64_t ns) noexcept {
@@ -276,15 +361,14 @@ private:
     void link(std::uint32_t i, unsigned l, unsigned s) noexcept {
         auto& n = (*slab_)[i];
         n.where = static_cast<std::uint16_t>(2 + l * slots + s);
-        n.prev = nil;
         n.next = head_[l][s];
-        if (n.next != nil) (*slab_)[n.next].prev = i;
         head_[l][s] = i;
         occupied_[l] |= std::uint64_t{1} << s;
     }
 
     // Moves cur_ to the start of the earliest non-empty bucket if that is
-    // at most `limit`, and spreads that bucket. False if there is none.
+    // at most `limit`, and spreads that bucket (freeing its cancelled
+    // timers). False if there is none.
     bool advance_one(std::uint64_t limit) noexcept {
         std::uint64_t start = std::numeric_limits<std::uint64_t>::max();
         unsigned level = levels;
@@ -308,7 +392,7 @@ private:
         occupied_[level] &= ~(std::uint64_t{1} << s);
         while (i != nil) {
             const std::uint32_t next = (*slab_)[i].next;
-            insert(i);  // lands in ready_ or a lower level
+            if (!slab_->drop_if_cancelled(i)) insert(i);  // lands in ready_ or a lower level
             i = next;
         }
         return true;
@@ -409,7 +493,8 @@ public:
 
     /// A scheduled item, for cancel(). A default handle refers to nothing;
     /// a failed schedule returns one. Handles of popped or cancelled items
-    /// never match a later item.
+    /// never match a later item (unless kept while one timer slot is
+    /// reused 2^31 times: the generation has 31 bits).
     class handle {
     public:
         handle() = default;
@@ -419,10 +504,10 @@ public:
     private:
         friend class delay_queue;
         handle(const delay_queue* q, std::uint32_t i, std::uint32_t g) noexcept
-            : queue_(q), idx_(i), gen_(g) {}
+            : queue_(q), idx_(i), tag_(g) {}
         const delay_queue* queue_ = nullptr;
         std::uint32_t idx_ = detail::nil;
-        std::uint32_t gen_ = 0;
+        std::uint32_t tag_ = 0;  // the node's tag when it was scheduled (see timer_slab)
     };
 
     /// Uses a clock of its own (clock() returns it). Without capacity<N>:
@@ -473,12 +558,13 @@ public:
     bool cancel(handle h) noexcept {
         std::lock_guard lk(mu_);
         if (h.queue_ != this || h.idx_ == detail::nil || h.idx_ >= slab_.size()) return false;
-        auto& n = slab_[h.idx_];
-        if (n.gen != h.gen_ || n.where == 0) return false;
-        timers_.erase(h.idx_);
-        n.item.ptr()->~T();
-        slab_.release(h.idx_);
+        // Only the tag is read: the node itself is not touched unless the
+        // item has a destructor to run.
+        if (slab_.tag(h.idx_) != h.tag_) return false;
+        if constexpr (!std::is_trivially_destructible_v<T>) slab_[h.idx_].item.ptr()->~T();
+        slab_.cancel(h.idx_);
         removed_locked(1);
+        if (slab_.cancelled_count() > size_ + sweep_slack) timers_.sweep();
         return true;
     }
 
@@ -486,12 +572,15 @@ public:
     std::size_t clear() noexcept {
         std::lock_guard lk(mu_);
         std::size_t n = 0;
-        for (std::uint32_t i = timers_.earliest(); i != detail::nil; i = timers_.earliest()) {
-            timers_.erase(i);
-            slab_[i].item.ptr()->~T();
+        for (std::uint32_t i = 0, end = slab_.size(); i < end; ++i) {
+            if (slab_[i].where == 0) continue;
+            if (slab_.live(i)) {
+                slab_[i].item.ptr()->~T();
+                ++n;
+            }
             slab_.release(i);
-            ++n;
         }
+        timers_.reset();
         removed_locked(n);
         return n;
     }
@@ -631,8 +720,9 @@ private:
         : clock_(external ? external : &own_clock_), bound_(bound), timers_(slab_),
           link_(*clock_, *this) {
         if (bound_ != unbounded) {
-            slab_.reserve(bound_);
-            timers_.reserve(bound_);
+            // Live timers plus cancelled ones not yet swept (see add()).
+            slab_.reserve(bound_ + bound_ / 2 + sweep_slack + 1);
+            timers_.reserve(bound_ + bound_ / 2 + sweep_slack + 1);
         }
     }
 
@@ -653,6 +743,10 @@ private:
     // and the sleeping leader waits for a later time).
     template <class... Args>
     handle add(bool notify, std::int64_t due, Args&&... args) {
+        // A bounded queue never allocates after construction: when its
+        // nodes run out, some are cancelled ones (at most bound_ are live),
+        // and a sweep frees them.
+        if (bound_ != unbounded && slab_.full() && slab_.cancelled_count() != 0) timers_.sweep();
         const std::uint32_t i = slab_.allocate();
         auto& n = slab_[i];
         try {
@@ -671,7 +765,7 @@ private:
             leader_ = nullptr;
             cv_.notify_one();
         }
-        return handle(this, i, n.gen);
+        return handle(this, i, slab_.tag(i));
     }
 
     void removed_locked(std::size_t n) noexcept {
@@ -754,6 +848,9 @@ private:
             return detail::deadline_after(std::chrono::nanoseconds(due > now ? due - now : 0));
         }
     }
+
+    // Cancelled timers may outnumber live ones by this much before a sweep.
+    static constexpr std::size_t sweep_slack = 64;
 
     mutable std::mutex mu_;
     std::condition_variable cv_;        // pops

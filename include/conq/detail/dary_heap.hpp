@@ -9,9 +9,7 @@
 // the comparisons of the textbook sift-down, since the last element usually
 // belongs near the bottom).
 //
-// `Before(a, b)` is true when a must come out before b. `Moved(e, i)` is
-// called whenever an element lands at index i (delay_queue keeps the index in
-// its timer node for O(log n) removal); it defaults to doing nothing.
+// `Before(a, b)` is true when a must come out before b.
 #pragma once
 
 #include <cstddef>
@@ -21,18 +19,13 @@
 
 namespace conq::detail {
 
-struct heap_no_tracking {
-    template <class E>
-    void operator()(const E&, std::size_t) const noexcept {}
-};
-
-template <class E, class Before, class Moved = heap_no_tracking>
+template <class E, class Before>
 class dary_heap {
     static constexpr std::size_t arity = 4;
 
 public:
     dary_heap() = default;
-    explicit dary_heap(Before before, Moved moved = {}) : before_(before), moved_(moved) {}
+    explicit dary_heap(Before before) : before_(before) {}
 
     [[nodiscard]] bool empty() const noexcept { return v_.empty(); }
     [[nodiscard]] std::size_t size() const noexcept { return v_.size(); }
@@ -56,7 +49,7 @@ public:
     /// Removes the top element and returns it. \pre !empty()
     E pop() noexcept {
         E out = std::move(v_.front());
-        remove_hole(0);
+        remove_top();
         return out;
     }
 
@@ -70,11 +63,19 @@ public:
         return out;
     }
 
-    /// Removes the element at index i and returns it (delay_queue's cancel).
-    E erase(std::size_t i) noexcept {
-        E out = std::move(v_[i]);
-        remove_hole(i);
-        return out;
+    /// Removes every element (keeps the reserved room).
+    void clear() noexcept { v_.clear(); }
+    /// Appends e without restoring the heap order; make_heap() must follow
+    /// before any other call. May allocate unless reserve() made room.
+    void push_unordered(E&& e) { v_.push_back(std::move(e)); }
+    /// Restores the heap order over the whole array in O(n) (Floyd).
+    void make_heap() noexcept {
+        const std::size_t n = v_.size();
+        if (n < 2) return;
+        for (std::size_t i = parent(n - 1) + 1; i-- > 0;) {
+            E e = std::move(v_[i]);
+            sift_down_from(i, std::move(e));
+        }
     }
 
 
@@ -82,10 +83,7 @@ private:
     static constexpr std::size_t parent(std::size_t i) noexcept { return (i - 1) / arity; }
     static constexpr std::size_t first_child(std::size_t i) noexcept { return i * arity + 1; }
 
-    void place(std::size_t i, E&& e) noexcept {
-        v_[i] = std::move(e);
-        moved_(v_[i], i);
-    }
+    void place(std::size_t i, E&& e) noexcept { v_[i] = std::move(e); }
 
     void sift_up(std::size_t i) noexcept {
         E e = std::move(v_[i]);
@@ -135,7 +133,7 @@ private:
         place(i, std::move(e));
     }
 
-    // Fills the hole at i with e, bottom-up (pop, erase: the last element
+    // Fills the hole at i with e, bottom-up (pop: the last element
     // usually belongs near the bottom): walks the hole down along the
     // best children to a leaf, then sifts e up from there. \pre e does not
     // belong above i.
@@ -149,25 +147,21 @@ private:
         hole_up(i, std::move(e));
     }
 
-    // Fills the hole at i (its element was moved out) with the last element.
-    void remove_hole(std::size_t i) noexcept {
+    // Fills the hole at the root (its element was moved out) with the last
+    // element.
+    void remove_top() noexcept {
         const std::size_t last = v_.size() - 1;
-        if (i == last) {
+        if (last == 0) {
             v_.pop_back();
             return;
         }
         E e = std::move(v_[last]);
         v_.pop_back();
-        if (i > 0 && before_(e, v_[parent(i)])) {
-            hole_up(i, std::move(e));  // only after an erase in the middle
-            return;
-        }
-        fill_hole(i, std::move(e));
+        fill_hole(0, std::move(e));
     }
 
     std::vector<E> v_;
     [[no_unique_address]] Before before_{};
-    [[no_unique_address]] Moved moved_{};
 };
 
 }  // namespace conq::detail
