@@ -21,6 +21,7 @@
 // come exactly once), so each round starts empty with history: ids go on,
 // the journal holds deletes and compactions.
 #include "conq_catch.hpp"
+#include "kill9.hpp"
 #include "stress_config.hpp"
 #include "temp_dir.hpp"
 #include "watchdog.hpp"
@@ -66,16 +67,13 @@ constexpr std::uint64_t intent_flag = std::uint64_t{1} << 62;
 
 /// Starts this program again as the child, on `dir`, reporting to `fd`.
 pid_t spawn(const std::filesystem::path& dir, int fd, std::uint64_t seed) {
-    const pid_t pid = ::fork();
-    REQUIRE(pid >= 0);
-    if (pid == 0) {
+    return conq_test::fork_child([&] {
         ::setenv("CONQ_WQ_DIR", dir.c_str(), 1);
         ::setenv("CONQ_WQ_FD", std::to_string(fd).c_str(), 1);
         ::setenv("CONQ_WQ_SEED", std::to_string(seed).c_str(), 1);
         ::execl("/proc/self/exe", "/proc/self/exe", "[.wq_child]", static_cast<char*>(nullptr));
         ::_exit(127);
-    }
-    return pid;
+    });
 }
 
 }  // namespace
@@ -169,25 +167,17 @@ TEST_CASE("durable work_queues survive SIGKILL: reported puts are there, reporte
     std::uint64_t puts_total = 0, removes_total = 0, survivors_total = 0;
     conq::job_id highest_before = 0;
     for (std::size_t it = 0; it < iterations; ++it) {
-        int fds[2];
-        REQUIRE(::pipe(fds) == 0);
-        const pid_t pid = spawn(wdir, fds[1], rng());
-        ::close(fds[1]);
-        std::this_thread::sleep_for(std::chrono::microseconds(30000 + rng() % 90000));
-        ::kill(pid, SIGKILL);
-        int status = 0;
-        REQUIRE(::waitpid(pid, &status, 0) == pid);
-        INFO("iteration " << it << ", child status " << status);
-        REQUIRE(WIFSIGNALED(status));  // an exit code means the child found something wrong
+        INFO("iteration " << it);
+        const std::uint64_t seed = rng();
+        const auto run_for = std::chrono::microseconds(30000 + rng() % 90000);
+        const auto child = conq_test::kill_after(run_for, [&](int fd) { return spawn(wdir, fd, seed); });
 
         std::set<conq::job_id> put, removed, maybe_removed;
-        std::uint64_t v;
-        while (::read(fds[0], &v, sizeof v) == sizeof v) {
+        for (const std::uint64_t v : child.reports) {
             if (v & removed_flag) removed.insert(v & ~removed_flag);
             else if (v & intent_flag) maybe_removed.insert(v & ~intent_flag);
             else put.insert(v);
         }
-        ::close(fds[0]);
         for (const auto id : put) REQUIRE(id > highest_before);  // ids never reused
         // (A removal may be reported without its put: the worker can take and
         // remove a job between put's return and the producer's report.)

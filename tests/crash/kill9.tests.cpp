@@ -15,6 +15,7 @@
 // remains of the previous ones. 200 iterations by default (times
 // CONQ_STRESS_SCALE).
 #include "conq_catch.hpp"
+#include "kill9.hpp"
 #include "stress_config.hpp"
 #include "temp_dir.hpp"
 
@@ -135,29 +136,15 @@ TEST_CASE("durable_log survives SIGKILL at random moments", "[crash][kill9]") {
 
     for (std::uint32_t run = 1; run <= iterations; ++run) {
         const auto log_dir = dir.path() / ("log" + std::to_string(run / 20));
-        int fds[2];
-        REQUIRE(::pipe(fds) == 0);
-        const pid_t pid = ::fork();
-        REQUIRE(pid >= 0);
-        if (pid == 0) {
-            ::close(fds[0]);
-            run_child(log_dir, run, fds[1]);
-        }
-        ::close(fds[1]);
         // Kill at a random moment: often early (during open and recovery),
         // mostly in the middle of appending.
         const auto delay = std::chrono::microseconds(rng() % 4 == 0 ? rng() % 2000 : rng() % 20000);
-        std::this_thread::sleep_for(delay);
-        ::kill(pid, SIGKILL);
-        int status = 0;
-        REQUIRE(::waitpid(pid, &status, 0) == pid);
-        INFO("run " << run << ": child " << (WIFSIGNALED(status) ? "killed" : "exited with ") <<
-             (WIFEXITED(status) ? WEXITSTATUS(status) : 0));
-        REQUIRE(WIFSIGNALED(status));  // it never stopped by itself (no error)
-
-        std::uint64_t synced = 0, v = 0;
-        while (::read(fds[0], &v, sizeof v) == sizeof v) synced = std::max(synced, v);
-        ::close(fds[0]);
+        INFO("run " << run);
+        const auto child = conq_test::kill_after(delay, [&](int fd) {
+            return conq_test::fork_child([&] { run_child(log_dir, run, fd); });
+        });
+        std::uint64_t synced = 0;
+        for (const std::uint64_t v : child.reports) synced = std::max(synced, v);
 
         auto opts = crash_options();
         opts.prefault = false;

@@ -10,6 +10,7 @@
 // The directory carries over between iterations (the parent acks everything
 // it drains, so each round starts from an empty queue with history).
 #include "conq_catch.hpp"
+#include "kill9.hpp"
 #include "stress_config.hpp"
 #include "temp_dir.hpp"
 
@@ -93,30 +94,17 @@ TEST_CASE("durable_queue survives SIGKILL: unacked messages come back, acked nev
     const std::size_t iterations = 60 * conq_test::stress_scale();
     std::uint64_t redelivered_total = 0;
     for (std::size_t it = 0; it < iterations; ++it) {
-        int fds[2];
-        REQUIRE(::pipe(fds) == 0);
-        const pid_t pid = ::fork();
-        REQUIRE(pid >= 0);
-        if (pid == 0) {
-            ::close(fds[0]);
-            child(qdir, fds[1]);
-        }
-        ::close(fds[1]);
-        std::this_thread::sleep_for(std::chrono::microseconds(2000 + rng() % 30000));
-        ::kill(pid, SIGKILL);
-        int status = 0;
-        REQUIRE(::waitpid(pid, &status, 0) == pid);
-        INFO("iteration " << it << ", child status " << status);
-        REQUIRE(WIFSIGNALED(status));
+        INFO("iteration " << it);
+        const auto killed = conq_test::kill_after(std::chrono::microseconds(2000 + rng() % 30000), [&](int fd) {
+            return conq_test::fork_child([&] { child(qdir, fd); });
+        });
 
         std::set<std::uint64_t> pushed, acked, maybe_acked;
-        std::uint64_t v;
-        while (::read(fds[0], &v, sizeof v) == sizeof v) {
+        for (const std::uint64_t v : killed.reports) {
             if (v & ack_flag) acked.insert(v & ~ack_flag);
             else if (v & intent_flag) maybe_acked.insert(v & ~intent_flag);
             else pushed.insert(v);
         }
-        ::close(fds[0]);
 
         auto o = opts();
         o.prefault = false;
