@@ -22,12 +22,13 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <optional>
 #include <sstream>
 #include <string>
+#include <system_error>
 #include <thread>
 #include <vector>
 
-#include <fcntl.h>
 #include <signal.h>
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -39,7 +40,6 @@ namespace {
 
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
-using clock_type = std::chrono::steady_clock;
 
 std::string read_file(const fs::path& path) {
     std::ifstream in(path, std::ios::binary);
@@ -73,60 +73,36 @@ std::vector<std::string> environment_with(const std::vector<std::string>& extra)
     return result;
 }
 
-std::vector<char*> pointers(std::vector<std::string>& strings) {
-    std::vector<char*> result;
-    for (auto& s : strings) result.push_back(s.data());
-    result.push_back(nullptr);
-    return result;
-}
-
-// Starts argv[0] (a path) in `dir` with stdout and stderr into `log`, in a
-// process group of its own. Returns the child's pid.
-pid_t spawn(std::vector<std::string> argv, const fs::path& dir, std::vector<std::string> envp,
-            const fs::path& log) {
-    auto args = pointers(argv);
-    auto env = pointers(envp);
-    const pid_t pid = ::fork();
-    if (pid == 0) {
-        ::setpgid(0, 0);
-        const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        if (fd < 0 || ::chdir(dir.c_str()) != 0) ::_exit(126);
-        ::dup2(fd, STDOUT_FILENO);
-        ::dup2(fd, STDERR_FILENO);
-        ::close(fd);
-        ::execve(args[0], args.data(), env.data());
-        ::_exit(127);
-    }
-    return pid;
-}
-
 struct run_result {
     bool timed_out = false;
     int exit_status = -1;  // -1 when killed by a signal
     std::string output;
 };
 
-// Runs a program to its end, or kills its process group after `limit`.
+// Runs a program (argv[0], a path) in `dir` to its end, with stdout and
+// stderr into `log`, or kills its process group after `limit`.
 run_result run(std::vector<std::string> argv, const fs::path& dir, const std::vector<std::string>& extra_env,
                std::chrono::seconds limit, const fs::path& log) {
     run_result result;
-    const pid_t pid = spawn(std::move(argv), dir, environment_with(extra_env), log);
-    if (pid < 0) {
-        result.output = "fork failed";
+    conq_test::spawn_options o;
+    o.dir = dir;
+    o.env = environment_with(extra_env);
+    o.output = log;
+    o.own_group = true;
+    std::optional<conq_test::child_process> child;
+    try {
+        child.emplace(std::move(argv), std::move(o));
+    } catch (const std::system_error& e) {
+        result.output = e.what();
         return result;
     }
-    const auto deadline = clock_type::now() + limit;
-    int status = 0;
-    while (::waitpid(pid, &status, WNOHANG) == 0) {
-        if (clock_type::now() > deadline) {
-            result.timed_out = true;
-            ::kill(-pid, SIGKILL);
-            ::waitpid(pid, &status, 0);
-            break;
-        }
-        std::this_thread::sleep_for(20ms);
+    std::optional<int> status = child->wait_exit(limit);
+    if (!status) {
+        result.timed_out = true;
+        child->kill(SIGKILL);
+        status = child->wait_exit();
     }
-    if (!result.timed_out && WIFEXITED(status)) result.exit_status = WEXITSTATUS(status);
+    if (!result.timed_out && status && WIFEXITED(*status)) result.exit_status = WEXITSTATUS(*status);
     result.output = read_file(log);
     return result;
 }

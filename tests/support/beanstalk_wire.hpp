@@ -38,13 +38,11 @@
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/socket.h>
 #include <sys/types.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
-extern char** environ;
+#include "child_process.hpp"
 
 namespace conq_test {
 
@@ -351,7 +349,7 @@ public:
             start(args);
             failure = wait_until_ready(ready_timeout);
             if (failure.empty()) return;
-            if (pid_ > 0) {  // running, but never accepted: no point in another port
+            if (pid() > 0) {  // running, but never accepted: no point in another port
                 stop();
                 break;
             }
@@ -362,64 +360,35 @@ public:
     server_process(const server_process&) = delete;
     server_process& operator=(const server_process&) = delete;
     ~server_process() {
-        if (pid_ > 0) stop();
+        if (child_) child_->stop();
     }
 
     [[nodiscard]] std::uint16_t port() const noexcept { return port_; }
-    [[nodiscard]] pid_t pid() const noexcept { return pid_; }
+    [[nodiscard]] pid_t pid() const noexcept { return child_ ? child_->pid() : -1; }
     [[nodiscard]] const std::string& program() const noexcept { return program_; }
 
     /// Sends `sig` to the program (no-op once it has been reaped).
     void kill(int sig) {
-        if (pid_ > 0) ::kill(pid_, sig);
+        if (child_) child_->kill(sig);
     }
 
     /// Waits up to `timeout` for the program to end and reaps it: its wait
     /// status (WIFEXITED, WTERMSIG...), or nullopt while it still runs. Once
     /// reaped, the same status is returned again.
     std::optional<int> wait_exit(std::chrono::milliseconds timeout = std::chrono::seconds(10)) {
-        if (pid_ <= 0) return status_;
-        auto deadline = std::chrono::steady_clock::now() + timeout;
-        for (;;) {
-            int status = 0;
-            pid_t result = ::waitpid(pid_, &status, WNOHANG);
-            if (result == pid_) {
-                pid_ = -1;
-                status_ = status;
-                return status_;
-            }
-            if (result < 0 && errno != EINTR) {
-                pid_ = -1;
-                return status_;
-            }
-            if (std::chrono::steady_clock::now() >= deadline) return std::nullopt;
-            std::this_thread::sleep_for(std::chrono::milliseconds(5));
-        }
+        return child_ ? child_->wait_exit(timeout) : std::nullopt;
     }
 
     /// SIGTERM, then SIGKILL if the program is still there after `grace`;
     /// returns its wait status.
     int stop(std::chrono::milliseconds grace = std::chrono::seconds(2)) {
-        if (pid_ > 0) {
-            kill(SIGTERM);
-            if (!wait_exit(grace)) {
-                kill(SIGKILL);
-                wait_exit(std::chrono::seconds(10));
-            }
-        }
-        return status_.value_or(0);
+        return child_ ? child_->stop(grace) : 0;
     }
 
     /// "exited with status 1", "was killed by signal 6 (Aborted)", ... for
     /// a wait status.
     [[nodiscard]] static std::string describe_status(int status) {
-        if (WIFEXITED(status)) return "exited with status " + std::to_string(WEXITSTATUS(status));
-        if (WIFSIGNALED(status)) {
-            const char* name = ::strsignal(WTERMSIG(status));
-            return "was killed by signal " + std::to_string(WTERMSIG(status)) +
-                   (name ? std::string(" (") + name + ")" : "");
-        }
-        return "ended with wait status " + std::to_string(status);
+        return child_process::describe_status(status);
     }
 
 private:
@@ -427,23 +396,9 @@ private:
         std::vector<std::string> words{program_};
         words.insert(words.end(), args.begin(), args.end());
         words.insert(words.end(), {"-l", "127.0.0.1", "-p", std::to_string(port_)});
-        std::vector<char*> argv;
-        for (auto& word : words) argv.push_back(word.data());
-        argv.push_back(nullptr);
-        posix_spawn_file_actions_t actions;
-        ::posix_spawn_file_actions_init(&actions);
-        if (quiet_) {
-            ::posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, "/dev/null", O_WRONLY, 0);
-            ::posix_spawn_file_actions_adddup2(&actions, STDOUT_FILENO, STDERR_FILENO);
-        }
-        pid_t pid = -1;
-        int error = ::posix_spawn(&pid, program_.c_str(), &actions, nullptr, argv.data(), environ);
-        ::posix_spawn_file_actions_destroy(&actions);
-        if (error != 0) {
-            throw std::system_error(error, std::generic_category(), "cannot start " + program_);
-        }
-        pid_ = pid;
-        status_.reset();
+        spawn_options o;
+        o.quiet = quiet_;
+        child_.emplace(std::move(words), std::move(o));
     }
 
     /// Empty once the server accepted a connection, else why not.
@@ -471,8 +426,7 @@ private:
     std::string program_;
     bool quiet_;
     std::uint16_t port_ = 0;
-    pid_t pid_ = -1;
-    std::optional<int> status_;
+    std::optional<child_process> child_;
 };
 
 }  // namespace conq_test
