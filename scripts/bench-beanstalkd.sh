@@ -35,11 +35,9 @@
 # against conq-beanstalkd, 2.5 against a second beanstalkd, plus the build.
 set -euo pipefail
 
-cd "$(dirname "$0")/.."
-build=${CONQ_BENCH_BUILD_DIR:-build/bench}
-reps=${CONQ_BENCH_REPETITIONS:-5}
-jobs=${CONQ_BENCH_JOBS:-2}
-python=/usr/bin/python3
+# shellcheck source=scripts/bench-lib.sh
+source "$(dirname "$0")/bench-lib.sh"
+bench_init bench-beanstalkd.sh 5
 reference=${CONQ_BENCH_BEANSTALKD:-/usr/bin/beanstalkd}
 reference_label=beanstalkd
 contender=${CONQ_BEANSTALKD_BIN:-}
@@ -56,10 +54,7 @@ for load in "${loads[@]}"; do
         *) echo "bench-beanstalkd.sh: unknown load '$load' (use cycle, many or pipeline)" >&2; exit 2 ;;
     esac
 done
-if ! [[ -x $python ]]; then
-    echo "bench-beanstalkd.sh: $python not found (Debian: apt-get install python3)" >&2
-    exit 1
-fi
+bench_need_python
 if ! [[ -x $reference ]]; then
     echo "bench-beanstalkd.sh: $reference not found (Debian: apt-get install beanstalkd," \
          "or set CONQ_BENCH_BEANSTALKD)" >&2
@@ -78,13 +73,7 @@ if [[ -z $contender ]]; then
     examples=ON
     contender="$build/examples/beanstalkd-server/conq-beanstalkd"
 fi
-cmake -S . -B "$build" \
-    -DCMAKE_BUILD_TYPE=Release \
-    -DCONQ_BUILD_BENCHMARKS=ON \
-    -DCONQ_BUILD_TESTS=OFF \
-    -DCONQ_BUILD_EXAMPLES="$examples" \
-    -DCONQ_INSTALL=OFF
-cmake --build "$build" --target "${targets[@]}" -j "$jobs"
+bench_build -DCONQ_BUILD_EXAMPLES="$examples" "${targets[@]}"
 load_bin="$build/benchmarks/conq_beanstalkd_load"
 
 out="$build/beanstalkd"
@@ -94,15 +83,9 @@ md="$out.md"
 runs="$out.runs.jsonl"
 rm -f "$json" "$md" "$runs"
 
-# The command line that reproduces this run, for the record.
-command=""
-for var in CONQ_BENCH_REPETITIONS CONQ_BENCH_BEANSTALKD CONQ_BEANSTALKD_BIN \
-           CONQ_BEANSTALKD_LABEL CONQ_BEANSTALKD_FLAGS CONQ_BENCH_SERVER_FLAGS \
-           CONQ_BENCH_BEANSTALKD_FLAGS; do
-    if [[ -n ${!var:-} ]]; then command+="$var=\"${!var}\" "; fi
-done
-command+="scripts/bench-beanstalkd.sh"
-if [[ $# -gt 0 ]]; then command+=" $*"; fi
+bench_command CONQ_BENCH_REPETITIONS CONQ_BENCH_BEANSTALKD CONQ_BEANSTALKD_BIN \
+    CONQ_BEANSTALKD_LABEL CONQ_BEANSTALKD_FLAGS CONQ_BENCH_SERVER_FLAGS \
+    CONQ_BENCH_BEANSTALKD_FLAGS -- "$@"
 
 # ------------------------------------------------------------------ servers
 

@@ -16,38 +16,23 @@
 # (Debian: libzmq3-dev; scripts/install-deps.sh bench).
 set -euo pipefail
 
-cd "$(dirname "$0")/.."
-build=${CONQ_BENCH_BUILD_DIR:-build/bench}
-reps=${CONQ_BENCH_REPETITIONS:-5}
-jobs=${CONQ_BENCH_JOBS:-2}
-python=/usr/bin/python3
+# shellcheck source=scripts/bench-lib.sh
+source "$(dirname "$0")/bench-lib.sh"
+bench_init bench-broker.sh 5
 
 scripts/install-deps.sh bench
-cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DCONQ_BUILD_BENCHMARKS=ON \
-    -DCONQ_BUILD_TESTS=OFF -DCONQ_BUILD_EXAMPLES=OFF -DCONQ_INSTALL=OFF
-cmake --build "$build" --target conq_broker_bench -j "$jobs"
+bench_need_python
+bench_build conq_broker_bench
 
 out="$build/broker"
 if [[ $# -gt 0 ]]; then out="$build/broker-partial"; fi
 json="$out.json"
 md="$out.md"
 
-command=""
-for var in CONQ_BENCH_REPETITIONS CONQ_BENCH_BROKER_MESSAGES; do
-    if [[ -n ${!var:-} ]]; then command+="$var=${!var} "; fi
-done
-command+="scripts/bench-broker.sh"
-if [[ $# -gt 0 ]]; then command+=" $*"; fi
+bench_command CONQ_BENCH_REPETITIONS CONQ_BENCH_BROKER_MESSAGES -- "$@"
 
 status=0
-rm -f "$json"
-"$build/benchmarks/conq_broker_bench" \
-    --benchmark_repetitions="$reps" \
-    --benchmark_enable_random_interleaving=true \
-    --benchmark_display_aggregates_only=true \
-    --benchmark_out="$json" \
-    --benchmark_out_format=json \
-    "$@" || status=$?
+bench_run "$build/benchmarks/conq_broker_bench" "$json" "$@"
 
 CONQ_SCRIPTS_DIR="$PWD/scripts" "$python" - "$json" "$md" "$command" "${CONQ_BENCH_NOTE:-}" <<'PY' || status=$((status ? status : $?))
 import os

@@ -31,25 +31,11 @@
 # 1.5 minutes on 2 cores, plus the build.
 set -euo pipefail
 
-cd "$(dirname "$0")/.."
-build=${CONQ_BENCH_BUILD_DIR:-build/bench}
-reps=${CONQ_BENCH_REPETITIONS:-3}
-jobs=${CONQ_BENCH_JOBS:-2}
-python=/usr/bin/python3
-started=$(date +%s)
-
-if ! [[ -x $python ]]; then
-    echo "bench-durable.sh: $python not found (Debian: apt-get install python3)" >&2
-    exit 1
-fi
-
-cmake -S . -B "$build" \
-    -DCMAKE_BUILD_TYPE=Release \
-    -DCONQ_BUILD_BENCHMARKS=ON \
-    -DCONQ_BUILD_TESTS=OFF \
-    -DCONQ_BUILD_EXAMPLES=OFF \
-    -DCONQ_INSTALL=OFF
-cmake --build "$build" --target conq_durable_bench -j "$jobs"
+# shellcheck source=scripts/bench-lib.sh
+source "$(dirname "$0")/bench-lib.sh"
+bench_init bench-durable.sh 3
+bench_need_python
+bench_build conq_durable_bench
 
 if [[ $# -gt 0 ]]; then
     out="$build/durable-partial"
@@ -59,29 +45,16 @@ fi
 json="$out.json"
 md="$out.md"
 
-# The command line that reproduces this run, for the record.
-command=""
-for var in CONQ_BENCH_REPETITIONS CONQ_BENCH_DIR CONQ_BENCH_DURABLE_RECORDS_64 \
-           CONQ_BENCH_DURABLE_RECORDS_1K CONQ_BENCH_DURABLE_RECORDS_ALWAYS \
-           CONQ_BENCH_DURABLE_FSYNC_SAMPLES CONQ_BENCH_DURABLE_RECOVERY_MIB \
-           CONQ_BENCH_DURABLE_TAIL_RECORDS CONQ_BENCH_DURABLE_TAIL_GAP_NS \
-           CONQ_BENCH_DURABLE_SETTLE_MS CONQ_BENCH_CPUS; do
-    if [[ -n ${!var:-} ]]; then command+="$var=${!var} "; fi
-done
-command+="scripts/bench-durable.sh"
-if [[ $# -gt 0 ]]; then command+=" $*"; fi
+bench_command CONQ_BENCH_REPETITIONS CONQ_BENCH_DIR CONQ_BENCH_DURABLE_RECORDS_64 \
+    CONQ_BENCH_DURABLE_RECORDS_1K CONQ_BENCH_DURABLE_RECORDS_ALWAYS \
+    CONQ_BENCH_DURABLE_FSYNC_SAMPLES CONQ_BENCH_DURABLE_RECOVERY_MIB \
+    CONQ_BENCH_DURABLE_TAIL_RECORDS CONQ_BENCH_DURABLE_TAIL_GAP_NS \
+    CONQ_BENCH_DURABLE_SETTLE_MS CONQ_BENCH_CPUS -- "$@"
 
-# The binary exits with 1 when a run failed its check; make the tables of
-# what there is (they list the errors) and fail afterwards.
+# A run that failed its check: make the tables of what there is (they list
+# the errors) and fail afterwards.
 status=0
-rm -f "$json"
-"$build/benchmarks/conq_durable_bench" \
-    --benchmark_repetitions="$reps" \
-    --benchmark_enable_random_interleaving=true \
-    --benchmark_display_aggregates_only=true \
-    --benchmark_out="$json" \
-    --benchmark_out_format=json \
-    "$@" || status=$?
+bench_run "$build/benchmarks/conq_durable_bench" "$json" "$@"
 
 # The tables: median [min - max] over the repetitions of each benchmark.
 CONQ_SCRIPTS_DIR="$PWD/scripts" "$python" - "$json" "$md" "$command" "${CONQ_BENCH_NOTE:-}" <<'PY' || status=$((status ? status : $?))

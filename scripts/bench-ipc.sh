@@ -33,25 +33,11 @@
 # depth-10 Boost and POSIX queues, plus the build.
 set -euo pipefail
 
-cd "$(dirname "$0")/.."
-build=${CONQ_BENCH_BUILD_DIR:-build/bench}
-reps=${CONQ_BENCH_REPETITIONS:-5}
-jobs=${CONQ_BENCH_JOBS:-2}
-python=/usr/bin/python3
-started=$(date +%s)
-
-if ! [[ -x $python ]]; then
-    echo "bench-ipc.sh: $python not found (Debian: apt-get install python3)" >&2
-    exit 1
-fi
-
-cmake -S . -B "$build" \
-    -DCMAKE_BUILD_TYPE=Release \
-    -DCONQ_BUILD_BENCHMARKS=ON \
-    -DCONQ_BUILD_TESTS=OFF \
-    -DCONQ_BUILD_EXAMPLES=OFF \
-    -DCONQ_INSTALL=OFF
-cmake --build "$build" --target conq_ipc_bench -j "$jobs"
+# shellcheck source=scripts/bench-lib.sh
+source "$(dirname "$0")/bench-lib.sh"
+bench_init bench-ipc.sh 5
+bench_need_python
+bench_build conq_ipc_bench
 
 if [[ $# -gt 0 ]]; then
     out="$build/ipc-partial"
@@ -61,27 +47,14 @@ fi
 json="$out.json"
 md="$out.md"
 
-# The command line that reproduces this run, for the record.
-command=""
-for var in CONQ_BENCH_REPETITIONS CONQ_BENCH_IPC_MESSAGES CONQ_BENCH_IPC_ROUND_TRIPS \
-           CONQ_BENCH_IPC_CAPACITY CONQ_BENCH_IPC_PEER_DEPTH CONQ_BENCH_IPC_BATCH \
-           CONQ_BENCH_IPC_SIZES CONQ_BENCH_CPUS; do
-    if [[ -n ${!var:-} ]]; then command+="$var=${!var} "; fi
-done
-command+="scripts/bench-ipc.sh"
-if [[ $# -gt 0 ]]; then command+=" $*"; fi
+bench_command CONQ_BENCH_REPETITIONS CONQ_BENCH_IPC_MESSAGES CONQ_BENCH_IPC_ROUND_TRIPS \
+    CONQ_BENCH_IPC_CAPACITY CONQ_BENCH_IPC_PEER_DEPTH CONQ_BENCH_IPC_BATCH \
+    CONQ_BENCH_IPC_SIZES CONQ_BENCH_CPUS -- "$@"
 
-# The binary exits with 1 when a run failed its check; make the tables of
-# what there is (they list the errors) and fail afterwards.
+# A run that failed its check: make the tables of what there is (they list
+# the errors) and fail afterwards.
 status=0
-rm -f "$json"
-"$build/benchmarks/conq_ipc_bench" \
-    --benchmark_repetitions="$reps" \
-    --benchmark_enable_random_interleaving=true \
-    --benchmark_display_aggregates_only=true \
-    --benchmark_out="$json" \
-    --benchmark_out_format=json \
-    "$@" || status=$?
+bench_run "$build/benchmarks/conq_ipc_bench" "$json" "$@"
 
 # The tables: median [min - max] over the repetitions of each benchmark.
 CONQ_SCRIPTS_DIR="$PWD/scripts" "$python" - "$json" "$md" "$command" "${CONQ_BENCH_NOTE:-}" <<'PY' || status=$((status ? status : $?))

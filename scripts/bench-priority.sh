@@ -29,13 +29,10 @@
 # Run it on a quiet machine: anything else running moves the numbers.
 set -euo pipefail
 
-cd "$(dirname "$0")/.."
-build=${CONQ_BENCH_BUILD_DIR:-build/bench}
-reps=${CONQ_BENCH_REPETITIONS:-5}
-jobs=${CONQ_BENCH_JOBS:-2}
+# shellcheck source=scripts/bench-lib.sh
+source "$(dirname "$0")/bench-lib.sh"
+bench_init bench-priority.sh 5
 only=${CONQ_BENCH_ONLY:-}
-python=/usr/bin/python3
-started=$(date +%s)
 
 case "$only" in
     "" | priority | delay) ;;
@@ -45,19 +42,8 @@ case "$only" in
         ;;
 esac
 
-if ! "$python" -c 'import matplotlib' 2>/dev/null; then
-    echo "bench-priority.sh: $python cannot import matplotlib" \
-        "(Debian: apt-get install python3-matplotlib)" >&2
-    exit 1
-fi
-
-cmake -S . -B "$build" \
-    -DCMAKE_BUILD_TYPE=Release \
-    -DCONQ_BUILD_BENCHMARKS=ON \
-    -DCONQ_BUILD_TESTS=OFF \
-    -DCONQ_BUILD_EXAMPLES=OFF \
-    -DCONQ_INSTALL=OFF
-cmake --build "$build" --target conq_priority_bench conq_delay_bench -j "$jobs"
+bench_need_python matplotlib
+bench_build conq_priority_bench conq_delay_bench
 
 if [[ $# -gt 0 || -n $only ]]; then
     suffix=-partial
@@ -72,33 +58,23 @@ pq_json="$build/priority$suffix.json"
 dq_json="$build/delay$suffix.json"
 md="$build/priority$suffix.md"
 
-# The command line that reproduces this run, for the record.
-command=""
-for var in CONQ_BENCH_REPETITIONS CONQ_BENCH_PQ_OPS CONQ_BENCH_PQ_PREFILL CONQ_BENCH_PQ_RANK_OPS \
-           CONQ_BENCH_PQ_RANK_PREFILL CONQ_BENCH_MAX_THREADS CONQ_BENCH_DQ_STEPS \
-           CONQ_BENCH_TIMERS_MAX CONQ_BENCH_CPUS CONQ_BENCH_ONLY; do
-    if [[ -n ${!var:-} ]]; then command+="$var=${!var} "; fi
-done
-command+="scripts/bench-priority.sh"
-if [[ $# -gt 0 ]]; then command+=" $*"; fi
+bench_command CONQ_BENCH_REPETITIONS CONQ_BENCH_PQ_OPS CONQ_BENCH_PQ_PREFILL CONQ_BENCH_PQ_RANK_OPS \
+    CONQ_BENCH_PQ_RANK_PREFILL CONQ_BENCH_MAX_THREADS CONQ_BENCH_DQ_STEPS \
+    CONQ_BENCH_TIMERS_MAX CONQ_BENCH_CPUS CONQ_BENCH_ONLY -- "$@"
 
-# A binary exits with 1 when a run failed its check; make the tables of what
-# there is (they list the errors) and fail afterwards.
+# A run that failed its check: make the tables of what there is (they list
+# the errors) and fail afterwards.
 status=0
-run() {
-    local binary=$1 out=$2
-    shift 2
-    rm -f "$out"
-    "$build/benchmarks/$binary" \
-        --benchmark_repetitions="$reps" \
-        --benchmark_enable_random_interleaving=true \
-        --benchmark_display_aggregates_only=true \
-        --benchmark_out="$out" \
-        --benchmark_out_format=json \
-        "$@" || status=$?
-}
-if [[ $only != delay ]]; then run conq_priority_bench "$pq_json" "$@"; else rm -f "$pq_json"; fi
-if [[ $only != priority ]]; then run conq_delay_bench "$dq_json" "$@"; else rm -f "$dq_json"; fi
+if [[ $only != delay ]]; then
+    bench_run "$build/benchmarks/conq_priority_bench" "$pq_json" "$@"
+else
+    rm -f "$pq_json"
+fi
+if [[ $only != priority ]]; then
+    bench_run "$build/benchmarks/conq_delay_bench" "$dq_json" "$@"
+else
+    rm -f "$dq_json"
+fi
 
 "$python" scripts/tables_priority.py \
     --priority "$pq_json" \

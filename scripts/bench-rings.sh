@@ -21,27 +21,11 @@
 # Run it on a quiet machine: anything else running moves the numbers.
 set -euo pipefail
 
-cd "$(dirname "$0")/.."
-build=${CONQ_BENCH_BUILD_DIR:-build/bench}
-reps=${CONQ_BENCH_REPETITIONS:-5}
-jobs=${CONQ_BENCH_JOBS:-2}
-python=/usr/bin/python3
-started=$(date +%s)
-
-if ! "$python" -c 'import matplotlib' 2>/dev/null; then
-    echo "bench-rings.sh: $python cannot import matplotlib" \
-        "(Debian: apt-get install python3-matplotlib)" >&2
-    exit 1
-fi
-
-cmake -S . -B "$build" \
-    -DCMAKE_BUILD_TYPE=Release \
-    -DCONQ_BUILD_BENCHMARKS=ON \
-    -DCONQ_BUILD_TESTS=OFF \
-    -DCONQ_BUILD_EXAMPLES=OFF \
-    -DCONQ_INSTALL=OFF
-cmake --build "$build" --target conq_ring_bench -j "$jobs"
-bench="$build/benchmarks/conq_ring_bench"
+# shellcheck source=scripts/bench-lib.sh
+source "$(dirname "$0")/bench-lib.sh"
+bench_init bench-rings.sh 5
+bench_need_python matplotlib
+bench_build conq_ring_bench
 
 if [[ $# -gt 0 ]]; then
     out="$build/rings-partial"
@@ -53,25 +37,12 @@ else
     doc=(--update-doc docs/benchmarks.md)
 fi
 
-# The command line that reproduces this run, for the record.
-command=""
-for var in CONQ_BENCH_REPETITIONS CONQ_BENCH_ITEMS CONQ_BENCH_ROUNDS CONQ_BENCH_MAX_THREADS \
-           CONQ_BENCH_CPUS; do
-    if [[ -n ${!var:-} ]]; then command+="$var=${!var} "; fi
-done
-command+="scripts/bench-rings.sh"
-if [[ $# -gt 0 ]]; then command+=" $*"; fi
+bench_command CONQ_BENCH_REPETITIONS CONQ_BENCH_ITEMS CONQ_BENCH_ROUNDS CONQ_BENCH_MAX_THREADS \
+    CONQ_BENCH_CPUS -- "$@"
 
-# The binary exits with 1 when a run failed its check; plot what there is
-# (the tables list the errors) and fail afterwards.
+# A run that failed its check: plot what there is and fail afterwards.
 status=0
-"$bench" \
-    --benchmark_repetitions="$reps" \
-    --benchmark_enable_random_interleaving=true \
-    --benchmark_display_aggregates_only=true \
-    --benchmark_out="$out.json" \
-    --benchmark_out_format=json \
-    "$@" || status=$?
+bench_run "$build/benchmarks/conq_ring_bench" "$out.json" "$@"
 
 "$python" scripts/plot_benchmarks.py "$out.json" \
     --png "$png" \
