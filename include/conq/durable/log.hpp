@@ -376,8 +376,9 @@ struct core {
 
     /// Whether the preparer faults pages in (opts.prefault, sync::none only).
     /// Under a sync policy it only allocates the spare: on ext4, pages
-    /// faulted in for writing while msync runs made group commit slower in
-    /// trials, by more than the page faults they save.
+    /// faulted in ahead while msync runs made group commit slower in
+    /// trials, by more than the page faults they save, whether faulted in
+    /// for writing or for reading (see docs/benchmarks.md).
     [[nodiscard]] bool populating() const noexcept {
         return opts.prefault && opts.sync.kind == sync_policy::mode::none;
     }
