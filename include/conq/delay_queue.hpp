@@ -86,12 +86,12 @@ template <class T>
 struct timer_node {
     std::int64_t due = 0;     // clock nanoseconds
     std::uint64_t seq = 0;    // schedule order: ties of due
-    std::uint32_t next = nil; // wheel bucket list
+    std::uint32_t next = nil; // free list / wheel bucket list
     std::uint16_t where = 0;  // 0 free; 1 in a heap; 2 + level*64 + slot: in a wheel bucket
     raw_item<T> item;
 };
 
-/// Timer nodes in chunks that never move, a stack of free ones, and a tag
+/// Timer nodes in chunks that never move, a free list through them, and a tag
 /// per node in an array of its own. The tag is the node's generation times
 /// two, plus one while it is cancelled; a handle holds the tag its node had
 /// when it was scheduled, so it matches only that timer, while it is
@@ -125,7 +125,7 @@ public:
     /// Cancelled nodes that a storage still refers to.
     [[nodiscard]] std::size_t cancelled_count() const noexcept { return cancelled_; }
     /// Whether the next allocate() has to add a chunk.
-    [[nodiscard]] bool full() const noexcept { return free_.empty() && count_ == capacity(); }
+    [[nodiscard]] bool full() const noexcept { return free_ == nil && count_ == capacity(); }
     [[nodiscard]] std::uint32_t tag(std::uint32_t i) const noexcept { return tags_[i]; }
     [[nodiscard]] bool cancelled(std::uint32_t i) const noexcept { return (tags_[i] & 1u) != 0; }
     /// Holds a pending timer: in a storage and not cancelled.
@@ -135,9 +135,9 @@ public:
 
     /// A free node (its `where` still 0). May allocate a chunk.
     std::uint32_t allocate() {
-        if (!free_.empty()) {
-            const std::uint32_t i = free_.back();
-            free_.pop_back();
+        if (free_ != nil) {
+            const std::uint32_t i = free_;
+            free_ = (*this)[i].next;
             return i;
         }
         if (count_ == capacity()) add_chunk();
@@ -153,8 +153,10 @@ public:
     void release(std::uint32_t i) noexcept {
         if (tags_[i] & 1u) --cancelled_;
         tags_[i] = (tags_[i] | 1u) + 1u;
-        (*this)[i].where = 0;
-        free_.push_back(i);  // never reallocates: room for every node
+        node& n = (*this)[i];
+        n.where = 0;
+        n.next = free_;
+        free_ = i;
     }
     /// Releases the node if it is cancelled. \returns whether it was.
     bool drop_if_cancelled(std::uint32_t i) noexcept {
@@ -173,14 +175,13 @@ private:
     void add_chunk() {
         if (capacity() >= nil - chunk_size) throw std::length_error("conq::delay_queue: too many timers");
         const std::size_t n = std::size_t{capacity()} + chunk_size;
-        if (free_.capacity() < n) free_.reserve(std::max(n, 2 * free_.capacity()));
         tags_.resize(n);
         chunks_.push_back(std::make_unique<node[]>(chunk_size));
     }
 
     std::vector<std::unique_ptr<node[]>> chunks_;
     std::vector<std::uint32_t> tags_;
-    std::vector<std::uint32_t> free_;
+    std::uint32_t free_ = nil;
     std::uint32_t count_ = 0;
     std::size_t cancelled_ = 0;
 };
