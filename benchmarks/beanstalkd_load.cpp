@@ -1062,30 +1062,10 @@ private:
 
 std::string context_json() {
     json_object c;
-    c.text("conq_version",
-           cat(std::to_string(CONQ_VERSION_MAJOR), ".", std::to_string(CONQ_VERSION_MINOR), ".",
-               std::to_string(CONQ_VERSION_PATCH)));
-    c.text("conq_cpu_model", conq_bench::cpu_model());
+    for (const auto& [key, value] : conq_bench::build_context()) c.text(key, value);
     c.count("num_cpus", static_cast<std::uint64_t>(std::max(1L, ::sysconf(_SC_NPROCESSORS_ONLN))));
     utsname un{};
     if (::uname(&un) == 0) c.text("conq_kernel", un.release);
-    c.text("conq_compiler",
-#if defined(__clang__)
-           "clang " __clang_version__
-#elif defined(__GNUC__)
-           "g++ " __VERSION__
-#else
-           "unknown"
-#endif
-    );
-#if defined(CONQ_BENCH_BUILD_TYPE)
-    c.text("conq_build_type", CONQ_BENCH_BUILD_TYPE);
-#endif
-#if defined(__OPTIMIZE__) && defined(NDEBUG)
-    c.text("conq_optimized", "yes (NDEBUG)");
-#else
-    c.text("conq_optimized", "NO: build in Release for meaningful numbers");
-#endif
     return c.str();
 }
 

@@ -251,35 +251,43 @@ inline std::string cpu_model() {
     return "unknown";
 }
 
-/// The context keys every program reports: conq_version, conq_cpu_model,
-/// conq_cpus (the pinning list), conq_compiler, conq_build_type and
-/// conq_optimized. Google Benchmark prints its context sorted by key.
-inline void add_common_context(const std::vector<int>& pin_cpus) {
-    std::vector<std::string> cpus;
-    for (int cpu : pin_cpus) cpus.push_back(std::to_string(cpu));
-    benchmark::AddCustomContext("conq_version", join({std::to_string(CONQ_VERSION_MAJOR),
-                                                      std::to_string(CONQ_VERSION_MINOR),
-                                                      std::to_string(CONQ_VERSION_PATCH)},
-                                                     "."));
-    benchmark::AddCustomContext("conq_cpu_model", cpu_model());
-    benchmark::AddCustomContext("conq_cpus", cpus.size() < 2 ? "unpinned" : join(cpus, ","));
-    benchmark::AddCustomContext("conq_compiler",
+/// What every program reports about its build and machine, as (key, value):
+/// conq_version, conq_cpu_model, conq_compiler, conq_build_type (when the
+/// build says) and conq_optimized.
+inline std::vector<std::pair<std::string, std::string>> build_context() {
+    std::vector<std::pair<std::string, std::string>> out;
+    out.emplace_back("conq_version", join({std::to_string(CONQ_VERSION_MAJOR), std::to_string(CONQ_VERSION_MINOR),
+                                           std::to_string(CONQ_VERSION_PATCH)},
+                                          "."));
+    out.emplace_back("conq_cpu_model", cpu_model());
+    out.emplace_back("conq_compiler",
 #if defined(__clang__)
-                                "clang " __clang_version__
+                     "clang " __clang_version__
 #elif defined(__GNUC__)
-                                "g++ " __VERSION__
+                     "g++ " __VERSION__
 #else
-                                "unknown"
+                     "unknown"
 #endif
     );
 #if defined(CONQ_BENCH_BUILD_TYPE)
-    benchmark::AddCustomContext("conq_build_type", CONQ_BENCH_BUILD_TYPE);
+    out.emplace_back("conq_build_type", CONQ_BENCH_BUILD_TYPE);
 #endif
 #if defined(__OPTIMIZE__) && defined(NDEBUG)
-    benchmark::AddCustomContext("conq_optimized", "yes (NDEBUG)");
+    out.emplace_back("conq_optimized", "yes (NDEBUG)");
 #else
-    benchmark::AddCustomContext("conq_optimized", "NO: build in Release for meaningful numbers");
+    out.emplace_back("conq_optimized", "NO: build in Release for meaningful numbers");
 #endif
+    return out;
+}
+
+/// The context keys every Google Benchmark program reports: build_context()
+/// and conq_cpus (the pinning list). Google Benchmark prints its context
+/// sorted by key.
+inline void add_common_context(const std::vector<int>& pin_cpus) {
+    std::vector<std::string> cpus;
+    for (int cpu : pin_cpus) cpus.push_back(std::to_string(cpu));
+    for (const auto& [key, value] : build_context()) benchmark::AddCustomContext(key, value);
+    benchmark::AddCustomContext("conq_cpus", cpus.size() < 2 ? "unpinned" : join(cpus, ","));
 }
 
 }  // namespace conq_bench

@@ -167,6 +167,17 @@ public:
     void reserve(std::size_t n) {
         while (capacity() < n) add_chunk();
     }
+    /// One pass over every node in memory order: frees the cancelled ones
+    /// and calls keep(i) for each live one (a storage's sweep rebuilds
+    /// itself from those).
+    template <class Keep>
+    void sweep(Keep&& keep) noexcept {
+        for (std::uint32_t i = 0; i < count_; ++i) {
+            if ((*this)[i].where == 0) continue;
+            if (cancelled(i)) release(i);
+            else keep(i);
+        }
+    }
 
 private:
     [[nodiscard]] std::uint32_t capacity() const noexcept {
@@ -265,11 +276,7 @@ public:
     /// Frees every cancelled node, keeps the live ones.
     void sweep() noexcept {
         h_.clear();  // its room stays: every kept node was in it
-        for (std::uint32_t i = 0, n = slab_->size(); i < n; ++i) {
-            if ((*slab_)[i].where == 0) continue;
-            if (slab_->cancelled(i)) slab_->release(i);
-            else h_.keep(i);
-        }
+        slab_->sweep([this](std::uint32_t i) noexcept { h_.keep(i); });
         h_.rebuild();
     }
     /// Forgets every timer (the queue has freed the nodes).
@@ -331,20 +338,12 @@ public:
     /// Frees every cancelled node; relinks the live ones into the buckets
     /// they were in (their `where`), or ready_.
     void sweep() noexcept {
-        for (auto& l : head_) l.fill(nil);
-        std::fill(std::begin(occupied_), std::end(occupied_), std::uint64_t{0});
-        ready_.clear();
-        for (std::uint32_t i = 0, n = slab_->size(); i < n; ++i) {
+        reset();
+        slab_->sweep([this](std::uint32_t i) noexcept {
             const std::uint16_t w = (*slab_)[i].where;
-            if (w == 0) continue;
-            if (slab_->cancelled(i)) {
-                slab_->release(i);
-            } else if (w == 1) {
-                ready_.keep(i);
-            } else {
-                link(i, (w - 2u) / slots, (w - 2u) % slots);
-            }
-        }
+            if (w == 1) ready_.keep(i);
+            else link(i, (w - 2u) / slots, (w - 2u) % slots);
+        });
         ready_.rebuild();
     }
     /// Forgets every timer (the queue has freed the nodes).

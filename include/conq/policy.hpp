@@ -301,14 +301,15 @@ struct stable {
 // -------------------------------------------------------------- timer storage
 
 /// delay_queue: a 4-ary min-heap of (due time, push order): exact,
-/// O(log n) schedule, cancel and pop. The default.
+/// O(log n) schedule and pop, O(1) cancel (amortised: cancelled timers are
+/// dropped lazily). The default.
 struct timer_heap {
     using conq_policy_family = detail::timer_storage_family;
 };
 /// delay_queue: a hierarchical timing wheel (64 slots per level, ticks of
-/// `TickNs` nanoseconds): O(1) schedule and cancel, for very many timers
-/// that are mostly cancelled. Delivery stays exact (same order and times as
-/// timer_heap); the tick only sets how timers are bucketed.
+/// `TickNs` nanoseconds): O(1) schedule and cancel (amortised), for very
+/// many timers that are mostly cancelled. Delivery stays exact (same order
+/// and times as timer_heap); the tick only sets how timers are bucketed.
 template <std::int64_t TickNs = 1'000'000>
 struct timer_wheel {
     static_assert(TickNs > 0, "conq::timer_wheel<TickNs>: the tick must be at least 1 ns.");

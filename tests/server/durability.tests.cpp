@@ -43,7 +43,6 @@
 #include <algorithm>
 #include <array>
 #include <atomic>
-#include <charconv>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
@@ -69,9 +68,11 @@ namespace {
 using namespace std::chrono_literals;
 using clock_type = std::chrono::steady_clock;
 using conq_test::connection;
+using conq_test::number_of;
 using conq_test::server_process;
 using conq_test::test_seed;
 using conq_test::visible;
+using conq_test::words_of;
 using job_id = std::uint64_t;
 
 // About 0.2 s each (0.4 s under a sanitizer, which the server carries too).
@@ -103,25 +104,6 @@ reply_parts split_reply(const std::string& bytes) {
     reply_parts parts{all.substr(0, end), {}};
     if (all.size() >= end + 4) parts.body = all.substr(end + 2, all.size() - end - 4);
     return parts;
-}
-
-std::vector<std::string_view> words_of(std::string_view line) {
-    std::vector<std::string_view> words;
-    std::size_t start = 0;
-    while (start <= line.size()) {
-        std::size_t space = line.find(' ', start);
-        if (space == std::string_view::npos) space = line.size();
-        words.push_back(line.substr(start, space - start));
-        start = space + 1;
-    }
-    return words;
-}
-
-std::optional<std::uint64_t> number_of(std::string_view word) {
-    std::uint64_t value = 0;
-    const auto [end, error] = std::from_chars(word.data(), word.data() + word.size(), value);
-    if (error != std::errc() || end != word.data() + word.size() || word.empty()) return std::nullopt;
-    return value;
 }
 
 /// The `key: value` lines of a YAML reply body.

@@ -28,7 +28,6 @@
 #include <algorithm>
 #include <array>
 #include <atomic>
-#include <charconv>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
@@ -65,10 +64,12 @@ namespace {
 using namespace std::chrono_literals;
 using clock_type = std::chrono::steady_clock;
 using conq_test::connection;
+using conq_test::number_of;
 using conq_test::reply_status;
 using conq_test::server_process;
 using conq_test::test_seed;
 using conq_test::visible;
+using conq_test::words_of;
 using job_id = std::uint64_t;
 
 #if defined(CONQ_TEST_SANITIZED)
@@ -95,25 +96,6 @@ std::string describe(const conq_test::reply& r) {
     case reply_status::closed: return "the connection closed (after `" + visible(r.bytes) + "`)";
     }
     return "?";
-}
-
-std::vector<std::string_view> words_of(std::string_view line) {
-    std::vector<std::string_view> words;
-    std::size_t start = 0;
-    while (start <= line.size()) {
-        std::size_t space = line.find(' ', start);
-        if (space == std::string_view::npos) space = line.size();
-        words.push_back(line.substr(start, space - start));
-        start = space + 1;
-    }
-    return words;
-}
-
-std::optional<std::uint64_t> number_of(std::string_view word) {
-    std::uint64_t value = 0;
-    const auto [end, error] = std::from_chars(word.data(), word.data() + word.size(), value);
-    if (word.empty() || error != std::errc() || end != word.data() + word.size()) return std::nullopt;
-    return value;
 }
 
 /// A reply's first line without its CRLF.

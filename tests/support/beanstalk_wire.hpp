@@ -16,6 +16,7 @@
 #pragma once
 
 #include <algorithm>
+#include <charconv>
 #include <cerrno>
 #include <chrono>
 #include <cstddef>
@@ -68,10 +69,6 @@ inline int poll_ms_until(std::chrono::steady_clock::time_point deadline) {
 
 }  // namespace detail
 
-/// A TCP port on 127.0.0.1 that was free a moment ago: the kernel picks one
-/// for a socket bound to port 0, and the socket is closed again. Another
-/// process may take it before the caller binds it; server_process retries
-/// with a fresh port when that happens.
 /// The environment variable `name`, or `fallback` when it is unset or empty.
 inline std::string env_or(const char* name, const char* fallback = "") {
     const char* value = std::getenv(name);
@@ -106,6 +103,32 @@ inline std::string visible(std::string_view bytes, std::size_t limit = 120) {
     return out;
 }
 
+/// The words of a reply line, split at each space (empty words kept, so a
+/// doubled space shows).
+inline std::vector<std::string_view> words_of(std::string_view line) {
+    std::vector<std::string_view> words;
+    std::size_t start = 0;
+    while (start <= line.size()) {
+        std::size_t space = line.find(' ', start);
+        if (space == std::string_view::npos) space = line.size();
+        words.push_back(line.substr(start, space - start));
+        start = space + 1;
+    }
+    return words;
+}
+
+/// A word that is a decimal number and nothing else, or nullopt.
+inline std::optional<std::uint64_t> number_of(std::string_view word) {
+    std::uint64_t value = 0;
+    const auto [end, error] = std::from_chars(word.data(), word.data() + word.size(), value);
+    if (word.empty() || error != std::errc() || end != word.data() + word.size()) return std::nullopt;
+    return value;
+}
+
+/// A TCP port on 127.0.0.1 that was free a moment ago: the kernel picks one
+/// for a socket bound to port 0, and the socket is closed again. Another
+/// process may take it before the caller binds it; server_process retries
+/// with a fresh port when that happens.
 inline std::uint16_t free_port() {
     int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0) detail::throw_errno("free_port: socket");
@@ -264,25 +287,10 @@ private:
 
     /// n for `RESERVED <id> <n>`, `FOUND <id> <n>` and `OK <n>` lines.
     [[nodiscard]] static std::optional<std::size_t> body_length(std::string_view line) {
-        auto words = [&] {
-            std::vector<std::string_view> result;
-            std::size_t start = 0;
-            while (start <= line.size()) {
-                std::size_t space = line.find(' ', start);
-                if (space == std::string_view::npos) space = line.size();
-                result.push_back(line.substr(start, space - start));
-                start = space + 1;
-            }
-            return result;
-        }();
+        const auto words = words_of(line);
         auto number = [](std::string_view word) -> std::optional<std::size_t> {
-            if (word.empty() || word.size() > 12) return std::nullopt;
-            std::size_t value = 0;
-            for (char c : word) {
-                if (c < '0' || c > '9') return std::nullopt;
-                value = value * 10 + static_cast<std::size_t>(c - '0');
-            }
-            return value;
+            if (word.size() > 12) return std::nullopt;
+            return number_of(word);
         };
         if (words.size() == 3 && (words[0] == "RESERVED" || words[0] == "FOUND") && number(words[1])) {
             return number(words[2]);
