@@ -400,6 +400,8 @@ private:
     // A push published just as the queue closed: it counts only if a
     // combine took it before anybody could see the queue drained. Under the
     // lock, a bit still set (and still ours) means nobody took it: withdraw.
+    // Once a pop has said drained, no combine takes anything (drained_), so
+    // a push that published too late always finds its bit here.
     template <class... Args>
     bool settle_after_close(request* r, std::uint32_t bit, const void* me, std::uint64_t serial,
                             Args&&... args) {
@@ -421,12 +423,18 @@ private:
     }
     // Holding the lock. "Drained" needs closed_ read before the combine: a
     // push that published after that combine read closed_ after close()
-    // and withdraws itself.
+    // and withdraws itself, and from then on no combine may take it (the
+    // recheck after this very unlock would, and the pop that said drained
+    // would never see it): drained_ stops every later combine.
     pop_status pop_locked(std::optional<T>& out) {
         guard g{this};
         const bool was_closed = closed_.load(std::memory_order_seq_cst);
         combine();
-        if (heap_.empty()) return was_closed ? pop_status::drained : pop_status::empty;
+        if (heap_.empty()) {
+            if (!was_closed) return pop_status::empty;
+            drained_ = true;
+            return pop_status::drained;
+        }
         out.emplace(std::move(heap_.pop().value));
         publish_size();
         return pop_status::item;
@@ -475,10 +483,11 @@ private:
         }
     }
 
-    // Inserts every published push. Holding the lock. Throws only bad_alloc
-    // from growing an unbounded heap, leaving the pushes published.
+    // Inserts every published push (none once drained_: those withdraw).
+    // Holding the lock. Throws only bad_alloc from growing an unbounded
+    // heap, leaving the pushes published.
     void combine() {
-        if (pending_.load(std::memory_order_relaxed) == 0) return;
+        if (pending_.load(std::memory_order_relaxed) == 0 || drained_) return;
         const std::uint32_t bits = pending_.exchange(0, std::memory_order_acq_rel);
         if (bits == 0) return;
         if (bound_ == unbounded) {
@@ -510,6 +519,7 @@ private:
     alignas(destructive_size) std::atomic<std::size_t> heap_size_{0};
     alignas(destructive_size) heap_type heap_;
     std::uint64_t next_seq_ = 0;  // stable: the next push number (holder only)
+    bool drained_ = false;        // a pop said drained: combine nothing more (holder only)
     const std::size_t bound_;
     alignas(destructive_size) bound_counter count_;
     alignas(destructive_size) std::atomic<bool> closed_{false};

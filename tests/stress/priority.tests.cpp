@@ -1018,7 +1018,7 @@ TEMPLATE_LIST_TEST_CASE("priority_queue stress: stable keeps each producer's pus
 }
 
 TEMPLATE_LIST_TEST_CASE("priority_queue stress: close race", "[stress][priority][close]", configs) {
-    const int rounds = static_cast<int>(conq_test::scaled(20));
+    const int rounds = static_cast<int>(conq_test::scaled(200));
     close_race<TestType>(8, rounds);
     close_race<TestType>(0, rounds);
 }
