@@ -459,16 +459,16 @@ private:
 
     void publish_size() noexcept { heap_size_.store(heap_.size(), std::memory_order_relaxed); }
 
-    // Releases the lock; if pushes were published meanwhile, takes it again
-    // (when free) to insert them while the heap is still in this core's
-    // cache. A few rounds at most: a holder does not serve others forever,
+    // Inserts the pushes published while the lock was held (the heap is
+    // still in this core's cache), then releases the lock with a plain
+    // store. A few rounds at most: a holder does not serve others forever,
     // and what it leaves is safe (every pop combines before it looks at the
-    // heap, and the destructor frees what nobody inserted).
+    // heap, and the destructor frees what nobody inserted). The look at
+    // pending_ is a hint, so it needs no fence: releasing first and looking
+    // again after a full barrier, as this did before, cost a locked
+    // instruction per operation and measured 10-20% slower at 2 threads.
     void unlock_and_recheck() noexcept {
-        for (int round = 0; round < 4; ++round) {
-            lock_.unlock_fenced();
-            if (pending_.load(std::memory_order_seq_cst) == 0) return;
-            if (!lock_.try_lock()) return;
+        for (int round = 0; round < 4 && pending_.load(std::memory_order_relaxed) != 0; ++round) {
             combine_guarded();
         }
         lock_.unlock();

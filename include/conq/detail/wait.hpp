@@ -110,8 +110,6 @@ public:
         }
     }
     void unlock() noexcept { v_.store(0, std::memory_order_release); }
-    /// Unlocks with a full barrier: a later load is not reordered before it.
-    void unlock_fenced() noexcept { (void)v_.exchange(0, std::memory_order_seq_cst); }
     [[nodiscard]] bool locked() const noexcept { return v_.load(std::memory_order_relaxed) != 0; }
 
 private:
