@@ -26,6 +26,13 @@
 // pending the random handle is a cache miss (the ring is 16 MB); without a
 // queue the processor overlaps the misses of consecutive steps, while the
 // queue's lock makes each step wait for its own.
+// And a `lock_and_tag` row: what a cancel that checks its handle under a
+// std::mutex (as delay_queue does) costs with no timer storage at all. Per
+// pair, handles_only's work plus: lock a std::mutex, check and bump the
+// 4-byte tag the handle names in an array of 1.5 n tags (as delay_queue
+// keeps them), unlock; lock, give the new timer the tag just freed,
+// unlock. No timer storage behind that lock can do better in the same run;
+// the difference to a queue's row is what its storage costs.
 //   fire                    n timers scheduled (not timed); then the clock
 //                           advances in 1 ms steps, 10,000 of them (to 10 s,
 //                           when every timer is due), and after each step
@@ -61,6 +68,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <type_traits>
@@ -229,6 +237,12 @@ struct fake_handle {
 };
 static_assert(sizeof(fake_handle) == sizeof(queue_for<heap_storage>::handle));
 
+/// lock_and_tag (see the top of the file).
+struct lock_and_tag {
+    static constexpr const char* name = "lock_and_tag";
+    static constexpr const char* api = "no queue: handle ring + mutex + 4-byte tag check";
+};
+
 /// handles_only: steps times, draw a delay, read the handle in slot j (the
 /// oldest or a random one), check it and put a new one there.
 template <bool Random>
@@ -253,6 +267,56 @@ run_result handles_only_once(std::uint64_t n, std::uint64_t steps) {
     r.seconds = std::chrono::duration<double>(clock_type::now() - t0).count();
     r.work = steps;
     if (wrong != 0) r.error = "a handle changed under the benchmark";
+    return r;
+}
+
+/// lock_and_tag: handles_only's loop, and per step the locked tag check of
+/// a cancel and the locked tag hand-out of a schedule. A handle's idx names
+/// its tag; a cancelled timer's tag goes to the next schedule (a free list's
+/// reuse, the cheapest order for the next step).
+template <bool Random>
+run_result lock_and_tag_once(std::uint64_t n, std::uint64_t steps) {
+    std::vector<fake_handle> ring(static_cast<std::size_t>(n));
+    std::vector<std::uint32_t> tags(static_cast<std::size_t>(n + n / 2), 0);
+    std::mutex mu;
+    xorshift rng(Random ? 2 : 1);
+    for (std::uint64_t i = 0; i < n; ++i) {
+        // Spread the pending timers over the tag array as a storage that
+        // reserved room would.
+        const auto idx = static_cast<std::uint32_t>(i * 3 / 2);
+        ring[static_cast<std::size_t>(i)] = {&ring, idx, 2};
+        tags[idx] = 2;
+    }
+    pick_slot<Random> pick(ring.size());
+    std::uint64_t wrong = 0;
+    const auto t0 = clock_type::now();
+    for (std::uint64_t s = 0; s < steps; ++s) {
+        const auto d = random_delay(rng);
+        const std::size_t j = pick(rng);
+        const fake_handle h = ring[j];
+        std::uint32_t freed = 0;
+        {
+            std::lock_guard lk(mu);  // cancel(h)
+            std::uint32_t& t = tags[h.idx];
+            if (h.queue != &ring || t != h.tag) {
+                ++wrong;
+            } else {
+                t = h.tag + 2;  // a newer generation: h is stale from now on
+                freed = h.idx;
+            }
+        }
+        std::uint32_t tag = 0;
+        {
+            std::lock_guard lk(mu);  // schedule(): take the freed tag
+            tag = tags[freed];
+        }
+        ring[j] = {&ring, freed, tag};
+        wrong += d.count() < min_delay_ns;  // a use of the delay, as schedule() makes
+    }
+    run_result r;
+    r.seconds = std::chrono::duration<double>(clock_type::now() - t0).count();
+    r.work = steps;
+    if (wrong != 0) r.error = cat(std::to_string(wrong), " tag checks failed");
     return r;
 }
 
@@ -380,6 +444,9 @@ run_result run_once(scenario sc, std::uint64_t n) {
     if constexpr (std::is_same_v<S, handles_only>) {
         return sc == scenario::schedule_cancel_random ? handles_only_once<true>(n, steps)
                                                       : handles_only_once<false>(n, steps);
+    } else if constexpr (std::is_same_v<S, lock_and_tag>) {
+        return sc == scenario::schedule_cancel_random ? lock_and_tag_once<true>(n, steps)
+                                                      : lock_and_tag_once<false>(n, steps);
     } else {
         switch (sc) {
             case scenario::schedule_cancel_fifo:
@@ -449,8 +516,10 @@ void register_benchmarks() {
         for (std::uint64_t n : pending_counts()) {
             register_one<heap_storage>(sc, n);
             register_one<wheel_storage>(sc, n);
-            if (sc == scenario::schedule_cancel_fifo || sc == scenario::schedule_cancel_random)
+            if (sc == scenario::schedule_cancel_fifo || sc == scenario::schedule_cancel_random) {
                 register_one<handles_only>(sc, n);
+                register_one<lock_and_tag>(sc, n);
+            }
         }
     }
 }
