@@ -1,12 +1,15 @@
 // conq/detail/dary_heap.hpp
 //
-// A 4-ary implicit heap over a std::vector, used by priority_queue (one per
-// queue, or one per shard) and delay_queue. Four children of a node sit next
-// to each other, so a sift-down step reads one or two cache lines instead of
-// two scattered ones, and the tree is half as deep as a binary heap. A pop
-// moves the hole from the root down to a leaf along the best children, then
-// sifts the last element up from there (Floyd's bottom-up variant: about half
-// the comparisons of the textbook sift-down, since the last element usually
+// A d-ary implicit heap over a std::vector (d = 2 or 4), used by
+// priority_queue (one per queue, or one per shard) and delay_queue. With
+// d = 4 the four children of a node sit next to each other, so a sift-down
+// step reads one or two cache lines instead of two scattered ones, and the
+// tree is half as deep as a binary heap; with d = 2 a step compares less.
+// Which is faster depends on the use, so each user picks d from
+// measurements (see where it is instantiated). A pop moves the hole from
+// the root down to a leaf along the best children, then sifts the last
+// element up from there (Floyd's bottom-up variant: about half the
+// comparisons of the textbook sift-down, since the last element usually
 // belongs near the bottom).
 //
 // `Before(a, b)` is true when a must come out before b.
@@ -19,9 +22,10 @@
 
 namespace conq::detail {
 
-template <class E, class Before>
+template <class E, class Before, std::size_t Arity = 4>
 class dary_heap {
-    static constexpr std::size_t arity = 4;
+    static_assert(Arity == 2 || Arity == 4, "dary_heap: the arity is 2 or 4");
+    static constexpr std::size_t arity = Arity;
 
 public:
     dary_heap() = default;
@@ -103,15 +107,20 @@ private:
     }
 
     // The best child of i, given that i has at least one child. With all
-    // four children present it runs a two-round tournament: the first two
-    // comparisons are independent, so they overlap, and the selects compile
-    // to conditional moves instead of hard-to-predict branches.
+    // four children present (d = 4) it runs a two-round tournament: the
+    // first two comparisons are independent, so they overlap, and the
+    // selects compile to conditional moves instead of hard-to-predict
+    // branches.
     std::size_t best_child(std::size_t i, std::size_t n) const noexcept {
         const std::size_t c = first_child(i);
         if (c + arity <= n) [[likely]] {
-            const std::size_t a = before_(v_[c + 1], v_[c]) ? c + 1 : c;
-            const std::size_t b = before_(v_[c + 3], v_[c + 2]) ? c + 3 : c + 2;
-            return before_(v_[b], v_[a]) ? b : a;
+            if constexpr (arity == 2) {
+                return before_(v_[c + 1], v_[c]) ? c + 1 : c;
+            } else {
+                const std::size_t a = before_(v_[c + 1], v_[c]) ? c + 1 : c;
+                const std::size_t b = before_(v_[c + 3], v_[c + 2]) ? c + 3 : c + 2;
+                return before_(v_[b], v_[a]) ? b : a;
+            }
         }
         std::size_t best = c;
         for (std::size_t k = c + 1; k < n; ++k) {
@@ -174,7 +183,7 @@ namespace conq::detail {
 /// heap's top, and one sift (replace_top) otherwise, where a plain heap
 /// pays a sift-up for the push and a full pop. Alternating push/pop, the
 /// common pattern of schedulers and of the "hold" benchmark, mostly hits.
-template <class E, class Before>
+template <class E, class Before, std::size_t Arity = 4>
 class held_heap {
 public:
     held_heap() = default;
@@ -249,7 +258,7 @@ private:
         }
     }
 
-    dary_heap<E, Before> heap_;
+    dary_heap<E, Before, Arity> heap_;
     alignas(E) std::byte held_[sizeof(E)];
     bool has_ = false;
 };
