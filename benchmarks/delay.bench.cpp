@@ -26,13 +26,13 @@
 // pending the random handle is a cache miss (the ring is 16 MB); without a
 // queue the processor overlaps the misses of consecutive steps, while the
 // queue's lock makes each step wait for its own.
-// And a `lock_and_tag` row: what a cancel that checks its handle under a
-// std::mutex (as delay_queue does) costs with no timer storage at all. Per
-// pair, handles_only's work plus: lock a std::mutex, check and bump the
-// 4-byte tag the handle names in an array of 1.5 n tags (as delay_queue
-// keeps them), unlock; lock, give the new timer the tag just freed,
-// unlock. No timer storage behind that lock can do better in the same run;
-// the difference to a queue's row is what its storage costs.
+// And a `lock_and_tag` row: what a cancel that checks its handle under the
+// delay queue's lock (conq::detail::spin_word) costs with no timer storage
+// at all. Per pair, handles_only's work plus: take the lock, check and bump
+// the 4-byte tag the handle names in an array of 1.5 n tags (as delay_queue
+// keeps them), release; take it, give the new timer the tag just freed,
+// release. No timer storage behind that lock can do better in the same
+// run; the difference to a queue's row is what its storage costs.
 //   fire                    n timers scheduled (not timed); then the clock
 //                           advances in 1 ms steps, 10,000 of them (to 10 s,
 //                           when every timer is due), and after each step
@@ -240,7 +240,7 @@ static_assert(sizeof(fake_handle) == sizeof(queue_for<heap_storage>::handle));
 /// lock_and_tag (see the top of the file).
 struct lock_and_tag {
     static constexpr const char* name = "lock_and_tag";
-    static constexpr const char* api = "no queue: handle ring + mutex + 4-byte tag check";
+    static constexpr const char* api = "no queue: handle ring + the queue's lock + 4-byte tag check";
 };
 
 /// handles_only: steps times, draw a delay, read the handle in slot j (the
@@ -278,7 +278,7 @@ template <bool Random>
 run_result lock_and_tag_once(std::uint64_t n, std::uint64_t steps) {
     std::vector<fake_handle> ring(static_cast<std::size_t>(n));
     std::vector<std::uint32_t> tags(static_cast<std::size_t>(n + n / 2), 0);
-    std::mutex mu;
+    conq::detail::spin_word mu;  // delay_queue's lock
     xorshift rng(Random ? 2 : 1);
     for (std::uint64_t i = 0; i < n; ++i) {
         // Spread the pending timers over the tag array as a storage that
