@@ -25,7 +25,7 @@
 // timer_slab), so memory stays within about twice the pending timers.
 //
 // The queue is guarded by one lock, a spin lock released by a plain store
-// (std::mutex measured 20-55% slower on schedule + cancel; see
+// (std::mutex measured 18-40% slower on schedule + cancel; see
 // docs/benchmarks.md); pop() sleeps on a condition variable (one consumer
 // sleeps until the earliest due time, the others until it is taken: Java's
 // DelayQueue leader/follower scheme). Sleepers are counted under the lock,
