@@ -229,6 +229,19 @@ private:
     std::size_t oldest_ = 0;
 };
 
+/// The timed part of the pair scenarios: `steps` calls of step(s, pick),
+/// where pick chooses the slot whose handle is cancelled.
+template <bool Random, class Step>
+run_result time_pairs(std::uint64_t n, std::uint64_t steps, Step&& step) {
+    pick_slot<Random> pick(static_cast<std::size_t>(n));
+    const auto t0 = clock_type::now();
+    for (std::uint64_t s = 0; s < steps; ++s) step(s, pick);
+    run_result r;
+    r.seconds = std::chrono::duration<double>(clock_type::now() - t0).count();
+    r.work = steps;
+    return r;
+}
+
 /// What handles_only stores per timer: a handle of the same size.
 struct fake_handle {
     const void* queue = nullptr;
@@ -254,18 +267,13 @@ run_result handles_only_once(std::uint64_t n, std::uint64_t steps) {
         ring[static_cast<std::size_t>(i)] = {&ring, static_cast<std::uint32_t>(i),
                                              static_cast<std::uint32_t>(d.count())};
     }
-    pick_slot<Random> pick(ring.size());
     std::uint64_t wrong = 0;
-    const auto t0 = clock_type::now();
-    for (std::uint64_t s = 0; s < steps; ++s) {
+    run_result r = time_pairs<Random>(n, steps, [&](std::uint64_t s, pick_slot<Random>& pick) {
         const auto d = random_delay(rng);
         const std::size_t j = pick(rng);
         wrong += ring[j].queue != &ring;  // a use of the handle read, as cancel() makes
         ring[j] = {&ring, static_cast<std::uint32_t>(n + s), static_cast<std::uint32_t>(d.count())};
-    }
-    run_result r;
-    r.seconds = std::chrono::duration<double>(clock_type::now() - t0).count();
-    r.work = steps;
+    });
     if (wrong != 0) r.error = "a handle changed under the benchmark";
     return r;
 }
@@ -287,10 +295,8 @@ run_result lock_and_tag_once(std::uint64_t n, std::uint64_t steps) {
         ring[static_cast<std::size_t>(i)] = {&ring, idx, 2};
         tags[idx] = 2;
     }
-    pick_slot<Random> pick(ring.size());
     std::uint64_t wrong = 0;
-    const auto t0 = clock_type::now();
-    for (std::uint64_t s = 0; s < steps; ++s) {
+    run_result r = time_pairs<Random>(n, steps, [&](std::uint64_t, pick_slot<Random>& pick) {
         const auto d = random_delay(rng);
         const std::size_t j = pick(rng);
         const fake_handle h = ring[j];
@@ -312,10 +318,7 @@ run_result lock_and_tag_once(std::uint64_t n, std::uint64_t steps) {
         }
         ring[j] = {&ring, freed, tag};
         wrong += d.count() < min_delay_ns;  // a use of the delay, as schedule() makes
-    }
-    run_result r;
-    r.seconds = std::chrono::duration<double>(clock_type::now() - t0).count();
-    r.work = steps;
+    });
     if (wrong != 0) r.error = cat(std::to_string(wrong), " tag checks failed");
     return r;
 }
@@ -334,18 +337,13 @@ run_result schedule_cancel_once(std::uint64_t n, std::uint64_t steps) {
         ring[static_cast<std::size_t>(i)] = q->schedule_after(i, random_delay(rng));
         if (!ring[static_cast<std::size_t>(i)]) ++null_handles;
     }
-    pick_slot<Random> pick(ring.size());
-    const auto t0 = clock_type::now();
-    for (std::uint64_t s = 0; s < steps; ++s) {
+    run_result r = time_pairs<Random>(n, steps, [&](std::uint64_t s, pick_slot<Random>& pick) {
         const auto h = q->schedule_after(n + s, random_delay(rng));
         null_handles += h ? 0 : 1;
         const std::size_t j = pick(rng);
         failed_cancels += q->cancel(ring[j]) ? 0 : 1;
         ring[j] = h;
-    }
-    run_result r;
-    r.seconds = std::chrono::duration<double>(clock_type::now() - t0).count();
-    r.work = steps;
+    });
     if (null_handles != 0) {
         r.error = cat(std::to_string(null_handles), " schedules returned a null handle");
     } else if (failed_cancels != 0) {

@@ -677,7 +677,7 @@ public:
         for (; first != last && !closed_ && size_ < bound_; ++first, ++n) {
             (void)add(false, now, std::move(*first));
         }
-        if (n && pop_waiters_ != 0) cv_.notify_all();
+        if (n) wake_pops(true);
         return n;
     }
     /// drain_due(out, max).
@@ -767,7 +767,7 @@ private:
         size_atomic_.store(size_, std::memory_order_relaxed);
         if (notify) {
             leader_ = nullptr;
-            if (pop_waiters_ != 0) cv_.notify_one();
+            wake_pops(false);
         }
         return handle(this, i, slab_.tag(i));
     }
@@ -777,6 +777,13 @@ private:
         size_ -= n;
         size_atomic_.store(size_, std::memory_order_relaxed);
         if (bound_ != unbounded && push_waiters_ != 0) not_full_.notify_all();
+    }
+
+    // Holding mu_: wakes one sleeping pop, or all; nothing (not even the
+    // condition variable's own lock) while none sleeps.
+    void wake_pops(bool all) noexcept {
+        if (pop_waiters_ == 0) return;
+        if (all) cv_.notify_all(); else cv_.notify_one();
     }
 
     bool take_due(std::optional<T>& out) noexcept {
@@ -800,10 +807,13 @@ private:
                 return true;
             }
             if constexpr (std::is_same_v<typename set::overflow, reject>) return false;
+            bool timed_out = false;
             ++push_waiters_;
-            const bool timed_out = deadline == detail::no_deadline
-                                       ? (not_full_.wait(lk), false)
-                                       : not_full_.wait_until(lk, deadline) == std::cv_status::timeout;
+            if (deadline == detail::no_deadline) {
+                not_full_.wait(lk);
+            } else {
+                timed_out = not_full_.wait_until(lk, deadline) == std::cv_status::timeout;
+            }
             --push_waiters_;
             if (timed_out && (closed_ || size_ >= bound_)) return false;
         }
@@ -815,7 +825,7 @@ private:
         const void* const me = &out;
         for (;;) {
             if (take_due(out)) {
-                if (leader_ == nullptr && size_ != 0 && pop_waiters_ != 0) cv_.notify_one();  // next leader
+                if (leader_ == nullptr && size_ != 0) wake_pops(false);  // next leader
                 return out;
             }
             const std::uint32_t first = timers_.earliest();
@@ -823,7 +833,7 @@ private:
             if (detail::wait_clock::now() >= deadline) {
                 // Giving up: if nobody sleeps until the earliest due time
                 // any more (we may have been that pop), wake one that will.
-                if (leader_ == nullptr && first != detail::nil && pop_waiters_ != 0) cv_.notify_one();
+                if (leader_ == nullptr && first != detail::nil) wake_pops(false);
                 return out;
             }
             ++pop_waiters_;

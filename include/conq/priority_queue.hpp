@@ -25,8 +25,8 @@
 //
 // relaxed<C, S>: a MultiQueue: C heaps per hardware thread, each under its
 //   own try-lock. A pop takes the better top of two randomly chosen heaps,
-//   a push goes to the first of them (else to a random heap); a thread
-//   keeps its choice for S operations. A pop may return an element a little
+//   a push goes to the heap the thread last popped from (else to a random
+//   heap); a thread keeps its pair of heaps for S pops. A pop may return an element a little
 //   below the true top (the rank error, measured in docs/benchmarks.md); in
 //   exchange threads rarely touch the same heap, which is what lets it
 //   scale with cores (measured here only on two).
@@ -189,7 +189,7 @@ protected:
     using before_type = pq_before<T, Compare, stable>;
     // Binary: measured against 4-ary with 10^6 u64 keys, 50/50 push/pop,
     // one thread: 1.2-1.4x (strict) and up to 1.8x (stable, ascending
-    // keys) faster; docs/priority-and-delay.md.
+    // keys) faster; docs/benchmarks.md.
     using heap_type = held_heap<entry, before_type, 2>;
     using wait_type = typename Set::wait;
 
