@@ -26,6 +26,14 @@
 #endif
 #endif
 
+// Keeps a function out of line: the slow half of a call whose fast half is
+// inlined (see ring_front.hpp).
+#if defined(__GNUC__) || defined(__clang__)
+#define CONQ_NOINLINE [[gnu::noinline]]
+#else
+#define CONQ_NOINLINE
+#endif
+
 namespace conq::detail {
 
 /// A full (StoreLoad) fence. ThreadSanitizer does not model fences and g++

@@ -210,7 +210,18 @@ public:
 
 private:
     void notify(bool all) noexcept {
-        if constexpr (Shared) shared_light_barrier(); else light_barrier();
+        // The light barrier, with the membarrier check read from this object
+        // rather than from the process-wide flag: reading the global flag
+        // on every push and pop made try_push/try_pop on a busy ring about
+        // three times slower (docs/benchmarks.md). Between processes the
+        // flag is per process, so the shared wait point reads the global.
+        if constexpr (Shared) {
+            shared_light_barrier();
+        } else if (light_) [[likely]] {
+            std::atomic_signal_fence(std::memory_order_seq_cst);
+        } else {
+            full_fence();
+        }
         if (sleepers_.load(std::memory_order_relaxed) == 0) [[likely]] return;
         epoch_.fetch_add(1, std::memory_order_release);
         futex_wake(epoch_, all, Shared);
@@ -218,6 +229,14 @@ private:
 
     std::atomic<std::uint32_t> epoch_{0};
     std::atomic<std::uint32_t> sleepers_{0};
+    // In-process only: whether membarrier makes the waker's side a compiler
+    // barrier. Absent between processes, so the shared layout is unchanged.
+    struct no_flag {};
+    static auto light_flag() noexcept {
+        if constexpr (Shared) return no_flag{};
+        else return asymmetric_barrier_init();
+    }
+    [[no_unique_address]] const decltype(light_flag()) light_ = light_flag();
 };
 
 }  // namespace conq::detail
