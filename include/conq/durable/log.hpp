@@ -40,6 +40,8 @@
 #include <utility>
 #include <vector>
 
+#include <sys/uio.h>
+
 #include "conq/detail/crc32c.hpp"
 #include "conq/detail/platform.hpp"
 #include "conq/detail/posix_file.hpp"
@@ -75,10 +77,16 @@ inline constexpr std::uint32_t seal_bit = 1u << 30;
 inline constexpr std::uint32_t length_mask = seal_bit - 1;
 inline constexpr std::uint64_t seal_size = frame_size + 8;
 inline constexpr std::uint64_t max_segment_size = std::uint64_t{1} << 40;
-// The preparer keeps this much of the active segment faulted in ahead of the
+// The preparer keeps this much of the active segment prepared ahead of the
 // appenders, asked for again each time they cross a chunk boundary.
 inline constexpr std::uint64_t prefault_window = std::uint64_t{16} << 20;
 inline constexpr unsigned prefault_chunk_shift = 22;  // 4 MiB
+// It writes zeros ahead of the appenders this much at a time, which is also
+// the most an appender that catches up with it waits for (about 0.5 ms).
+// 1 MiB and 2 MiB chunks measured slower (docs/benchmarks.md).
+inline constexpr std::uint64_t zero_chunk = std::uint64_t{1} << prefault_chunk_shift;
+// ... and maps the zeroed pages in as well when this far ahead of them.
+inline constexpr std::uint64_t zero_lead_to_map = std::uint64_t{4} << 20;
 
 /// The first 64 bytes of a segment file; written once, when it is created.
 struct file_header {
@@ -162,6 +170,50 @@ struct segment {
     std::uint64_t sealed_end = 0;   // one past the seal frame; 0 while open
     std::int64_t sealed_unix_ns = 0;
     std::atomic<std::uint64_t> prefaulted{0};  // bytes [0, prefaulted) are faulted in
+
+    // Zeros written ahead of the appenders by the preparer (sync::none): it
+    // claims [zeroed, zero_claim) past every byte reserved so far, writes
+    // zeros there through the page cache, then moves `zeroed` up to the
+    // claim. zero_claim changes under the append lock only (or before the
+    // segment is in use); a writer into the mapping reads it under that lock
+    // and calls await_zeros first.
+    unique_fd fd;  // for those writes; empty: pages are faulted in instead
+    std::uint64_t zero_claim = 0;
+    bool zero_stop = false;  // prefault_now() faulted the rest in: no more zeros
+    std::atomic<std::uint64_t> zeroed{0};
+
+    /// Before writing [from, to) through the mapping, with `claim` the
+    /// zero_claim read under the append lock: waits while the preparer is
+    /// still writing zeros into that range (at most one zero_chunk).
+    void await_zeros(std::uint64_t claim, std::uint64_t from, std::uint64_t to) const noexcept {
+        if (from >= claim) return;  // past the preparer's claims
+        const std::uint64_t need = std::min(to, claim);
+        for (int spins = 0; zeroed.load(std::memory_order_acquire) < need; ++spins) {
+            if (spins < 64) cpu_relax(); else std::this_thread::yield();
+        }
+    }
+
+    /// Writes zeros into [from, to) with pwritev; false if the kernel
+    /// refused (the caller then faults the pages in instead). Only for bytes
+    /// that no writer can be writing (see zero_claim).
+    bool write_zeros(std::uint64_t from, std::uint64_t to) const noexcept {
+        if (!fd) return false;
+        alignas(64) static const std::byte zeros[std::size_t{64} << 10]{};
+        while (from < to) {
+            iovec iov[16];
+            int n = 0;
+            for (std::uint64_t left = to - from; n < 16 && left > 0; ++n) {
+                const std::size_t len = static_cast<std::size_t>(std::min<std::uint64_t>(left, sizeof zeros));
+                iov[n] = iovec{const_cast<std::byte*>(zeros), len};
+                left -= len;
+            }
+            const ssize_t w = ::pwritev(fd.get(), iov, n, static_cast<off_t>(from));
+            if (w < 0 && errno == EINTR) continue;
+            if (w <= 0) return false;
+            from += static_cast<std::uint64_t>(w);
+        }
+        return true;
+    }
 
     /// Faults in [from, to) unless done already.
     void prefault_to(std::uint64_t to) {
@@ -319,6 +371,7 @@ inline opened_segment open_segment(const std::filesystem::path& p, std::uint64_t
     s->size = size;
     s->limit = size - seal_size;
     s->map = mapped_file(fd, p, size, writable);
+    if (writable) s->fd = std::move(fd);
     r.seg = std::move(s);
     return r;
 }
@@ -361,10 +414,12 @@ struct core {
     bool stopping = false;
 
     // The background preparer (opts.prefault): keeps one spare segment file
-    // allocated with its first prefault_window faulted in, and faults in the
+    // allocated with its first prefault_window prepared, and prepares the
     // active segment up to prefault_window ahead of the appenders (not all
-    // of it: pages faulted in for writing are dirty, and dirty zeros would
-    // be written back). Guarded by spare_mu.
+    // of it: prepared pages are dirty, and dirty zeros would be written
+    // back). Preparing means writing zeros through the page cache
+    // (zero_ahead), or faulting pages in where that fails. Guarded by
+    // spare_mu.
     std::mutex spare_mu;
     std::condition_variable spare_cv;
     std::shared_ptr<segment> spare;       // unnamed (still *.seg.new), no header
@@ -374,7 +429,7 @@ struct core {
     bool spare_wanted = false;
     bool spare_stopping = false;
 
-    /// Whether the preparer faults pages in (opts.prefault, sync::none only).
+    /// Whether the preparer prepares pages (opts.prefault, sync::none only).
     /// Under a sync policy it only allocates the spare: on ext4, pages
     /// faulted in ahead while msync runs made group commit slower in
     /// trials, by more than the page faults they save, whether faulted in
@@ -383,20 +438,53 @@ struct core {
         return opts.prefault && opts.sync.kind == sync_policy::mode::none;
     }
 
-    /// Asks the preparer to fault in `s` up to prefault_window past `pos`.
+    /// Asks the preparer to prepare `s` up to prefault_window past `pos`.
     void request_prefault(std::shared_ptr<segment> s, std::uint64_t pos) {
-        // An appender that has overtaken the preparer faults its own next
-        // chunk; the preparer starts after it, so the two never fault the
-        // same pages.
-        std::uint64_t done = s->prefaulted.load(std::memory_order_relaxed);
-        const std::uint64_t skip_to = pos + (std::uint64_t{1} << prefault_chunk_shift);
-        while (done < skip_to &&
-               !s->prefaulted.compare_exchange_weak(done, skip_to, std::memory_order_relaxed)) {
-        }
         std::lock_guard<std::mutex> g(spare_mu);
         to_prefault = std::move(s);
         prefault_upto = pos + prefault_window;
         spare_cv.notify_all();
+    }
+
+    /// The preparer, on the active segment: writes zeros up to `upto`, a
+    /// zero_chunk at a time, each chunk claimed under the append lock past
+    /// every byte reserved so far (an appender ahead of it is never
+    /// overwritten, and one that catches up waits in await_zeros). Writing
+    /// zeros costs about half of faulting the same pages in, and the
+    /// appenders' faults on pages in the page cache are minor
+    /// (docs/benchmarks.md). Stops once `s` is no longer active.
+    void zero_ahead(segment& s, std::uint64_t upto) {
+        const std::uint64_t ps = page_size();
+        upto = std::min(upto, s.size) / ps * ps;
+        for (;;) {
+            std::uint64_t from, to, tail;
+            {
+                std::lock_guard<spin_word> g(append_lock);
+                if (active != &s || s.zero_stop) return;
+                tail = tail_pos;
+                from = std::max(s.zero_claim, (tail + ps - 1) / ps * ps);
+                to = std::min(from + zero_chunk, upto);
+                if (from >= to) return;
+                s.zero_claim = to;
+                s.zeroed.store(from, std::memory_order_release);  // [old claim, from): not ours
+            }
+            const bool zeroed_ok = s.write_zeros(from, to);
+            s.zeroed.store(to, std::memory_order_release);
+            // The appenders still take a minor fault per page; with time to
+            // spare (well ahead of them, as with small records) map the
+            // pages for them too. Faulting in changes no data, so this may
+            // overlap their writes.
+            if (!zeroed_ok || from - tail >= zero_lead_to_map) s.map.prefault(from, to);
+        }
+    }
+
+    /// The preparer, on the spare (no writer sees it yet): zeros up to `upto`.
+    static void zero_spare(segment& s, std::uint64_t upto) {
+        upto = std::min(upto, s.size) / page_size() * page_size();
+        (void)s.write_zeros(0, upto);
+        s.map.prefault(0, upto);  // nobody waits for the spare: map it in too
+        s.zero_claim = upto;
+        s.zeroed.store(upto, std::memory_order_release);
     }
 
     [[nodiscard]] std::chrono::system_clock::time_point wall_now() const {
@@ -498,6 +586,7 @@ struct core {
             unique_fd fd = open_file(temp_path, O_RDWR | O_CREAT | O_TRUNC);
             allocate(fd, temp_path, s->size);
             s->map = mapped_file(fd, temp_path, s->size, true);
+            s->fd = std::move(fd);
         } catch (...) {
             std::error_code ignored;
             std::filesystem::remove(temp_path, ignored);
@@ -542,7 +631,7 @@ struct core {
             if (auto s = std::move(to_prefault)) {
                 const std::uint64_t upto = prefault_upto;
                 lk.unlock();
-                s->prefault_to(upto);
+                zero_ahead(*s, upto);
                 lk.lock();
                 continue;
             }
@@ -552,7 +641,7 @@ struct core {
             std::shared_ptr<segment> s;
             try {
                 s = allocate_segment(temp);
-                if (populating()) s->prefault_to(prefault_window);
+                if (populating()) zero_spare(*s, prefault_window);
             } catch (...) {
                 s.reset();  // the next roll allocates in line and reports the error
             }
@@ -604,6 +693,7 @@ struct core {
             std::lock_guard<std::mutex> g(segs_mu);
             segs.push_back(next);
         }
+        active->await_zeros(active->zero_claim, tail_pos, tail_pos + seal_size);
         seal(*active, tail_pos, next_offset);  // readers find the next segment listed
         active = next.get();
         tail_pos = header_size;
@@ -696,12 +786,14 @@ struct core {
         const std::uint64_t need = record_bytes(len);
         segment* s;
         std::uint64_t pos, offset;
-        std::shared_ptr<segment> more;  // set when the preparer should fault in further
+        std::shared_ptr<segment> more;  // set when the preparer should prepare further
+        std::uint64_t zero_claim;
         {
             std::lock_guard<spin_word> g(append_lock);
             if (tail_pos + need > active->limit) roll_locked();
             s = active;
             pos = tail_pos;
+            zero_claim = s->zero_claim;
             offset = next_offset;
             tail_pos += need;
             next_offset = offset + 1;
@@ -712,6 +804,7 @@ struct core {
             }
         }
         if (more) [[unlikely]] request_prefault(std::move(more), pos);
+        s->await_zeros(zero_claim, pos, pos + need);
         const std::uint32_t w = committed_bit | static_cast<std::uint32_t>(len);
         std::byte* at = s->at(pos);
         write_frame_tail(at, crc32c_frame_copy(w, offset, at + frame_size, data, len), offset);
@@ -934,7 +1027,7 @@ public:
     /// thread, so that the appends that follow do not stop for page faults
     /// (a writer with a latency budget calls it at start-up). With
     /// `prefault` on, a background thread keeps 16 MiB ahead of the
-    /// appenders faulted in.
+    /// appenders prepared; it leaves this segment alone from now on.
     void prefault_now() {
         core_->check_writable("prefault_now");
         std::shared_ptr<detail::dlog::segment> s;
@@ -944,6 +1037,7 @@ public:
             from = core_->tail_pos;
             std::lock_guard<std::mutex> g2(core_->segs_mu);
             s = core_->segs.back();
+            s->zero_stop = true;  // the preparer writes no zeros over what this faults in
         }
         if (s->prefaulted.load(std::memory_order_relaxed) < from)
             s->prefaulted.store(from, std::memory_order_relaxed);

@@ -149,9 +149,10 @@ struct durable_options {
     std::chrono::nanoseconds retention_age{0};
     /// The wall clock that retention by age reads (tests pass a manual one).
     std::function<std::chrono::system_clock::time_point()> wall_clock{};
-    /// A background thread prepares the next segment file (allocated and
-    /// faulted in) and faults in the current one ahead of the appenders, so
-    /// that an append rarely waits for the kernel.
+    /// A background thread allocates the next segment file and, under
+    /// sync::none, prepares its first pages and those of the current one
+    /// ahead of the appenders, so that an append rarely waits for the
+    /// kernel (docs/durability.md).
     bool prefault = true;
     /// Open without the writer lock and without repairing anything: for
     /// readers in another process. append() and sync() throw.
