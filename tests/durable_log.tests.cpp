@@ -14,6 +14,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cstdint>
+#include <filesystem>
 #include <fstream>
 #include <string>
 #include <thread>
@@ -411,6 +412,29 @@ TEST_CASE("durable_log: the preparer's zeros never land on a record (prefault on
         ++n;
     }
     CHECK(n == 2 * threads * per_round);
+}
+
+TEST_CASE("durable_log: open file descriptors do not grow with the number of segments",
+          "[durable_log][prefault]") {
+    // Segments stay mapped, not open: a log of thousands of segments must
+    // not run into the descriptor limit. With prefault on the preparer keeps
+    // one file open at a time, plus the spare it is preparing.
+    auto open_fds = [] {
+        std::size_t n = 0;
+        for ([[maybe_unused]] const auto& e : std::filesystem::directory_iterator("/proc/self/fd")) ++n;
+        return n;
+    };
+    temp_dir dir;
+    for (const bool prefault : {false, true}) {
+        INFO("prefault " << prefault);
+        auto o = small_segments();
+        o.prefault = prefault;
+        const std::size_t before = open_fds();
+        conq::durable_log log(dir.path() / (prefault ? "p" : "n"), o);
+        for (std::uint64_t i = 0; i < 12000; ++i) (void)log.append(payload_for(i));
+        REQUIRE(log.segment_count() > 100);
+        CHECK(open_fds() <= before + 6);
+    }
 }
 
 TEST_CASE("durable_log: a read-only log follows a writer across segments", "[durable_log][read_only]") {

@@ -177,7 +177,6 @@ struct segment {
     // claim. zero_claim changes under the append lock only (or before the
     // segment is in use); a writer into the mapping reads it under that lock
     // and calls await_zeros first.
-    unique_fd fd;  // for those writes; empty: pages are faulted in instead
     std::uint64_t zero_claim = 0;
     bool zero_stop = false;  // prefault_now() faulted the rest in: no more zeros
     std::atomic<std::uint64_t> zeroed{0};
@@ -193,10 +192,11 @@ struct segment {
         }
     }
 
-    /// Writes zeros into [from, to) with pwritev; false if the kernel
-    /// refused (the caller then faults the pages in instead). Only for bytes
-    /// that no writer can be writing (see zero_claim).
-    bool write_zeros(std::uint64_t from, std::uint64_t to) const noexcept {
+    /// Writes zeros into [from, to) of this segment's file, open as `fd`,
+    /// with pwritev; false if that failed (the caller then faults the pages
+    /// in instead). Only for bytes that no writer can be writing (see
+    /// zero_claim).
+    static bool write_zeros(const unique_fd& fd, std::uint64_t from, std::uint64_t to) noexcept {
         if (!fd) return false;
         alignas(64) static const std::byte zeros[std::size_t{64} << 10]{};
         while (from < to) {
@@ -371,7 +371,6 @@ inline opened_segment open_segment(const std::filesystem::path& p, std::uint64_t
     s->size = size;
     s->limit = size - seal_size;
     s->map = mapped_file(fd, p, size, writable);
-    if (writable) s->fd = std::move(fd);
     r.seg = std::move(s);
     return r;
 }
@@ -446,6 +445,12 @@ struct core {
         spare_cv.notify_all();
     }
 
+    // The preparer thread's own: the file of the segment it writes zeros
+    // into, open while that segment is active (one descriptor at a time,
+    // whatever the number of segments).
+    std::shared_ptr<segment> zero_seg;
+    unique_fd zero_fd;
+
     /// The preparer, on the active segment: writes zeros up to `upto`, a
     /// zero_chunk at a time, each chunk claimed under the append lock past
     /// every byte reserved so far (an appender ahead of it is never
@@ -453,14 +458,24 @@ struct core {
     /// zeros costs about half of faulting the same pages in, and the
     /// appenders' faults on pages in the page cache are minor
     /// (docs/benchmarks.md). Stops once `s` is no longer active.
-    void zero_ahead(segment& s, std::uint64_t upto) {
+    void zero_ahead(const std::shared_ptr<segment>& sp, std::uint64_t upto) {
+        segment& s = *sp;
         const std::uint64_t ps = page_size();
         upto = std::min(upto, s.size) / ps * ps;
+        if (zero_seg != sp) {
+            zero_fd.reset();
+            zero_seg = sp;
+            zero_fd = unique_fd(::open(s.path.c_str(), O_RDWR | O_CLOEXEC));  // empty on failure
+        }
         for (;;) {
             std::uint64_t from, to, tail;
             {
                 std::lock_guard<spin_word> g(append_lock);
-                if (active != &s || s.zero_stop) return;
+                if (active != &s || s.zero_stop) {
+                    zero_fd.reset();
+                    zero_seg.reset();
+                    return;
+                }
                 tail = tail_pos;
                 from = std::max(s.zero_claim, (tail + ps - 1) / ps * ps);
                 to = std::min(from + zero_chunk, upto);
@@ -468,7 +483,7 @@ struct core {
                 s.zero_claim = to;
                 s.zeroed.store(from, std::memory_order_release);  // [old claim, from): not ours
             }
-            const bool zeroed_ok = s.write_zeros(from, to);
+            const bool zeroed_ok = segment::write_zeros(zero_fd, from, to);
             s.zeroed.store(to, std::memory_order_release);
             // The appenders still take a minor fault per page; with time to
             // spare (well ahead of them, as with small records) map the
@@ -478,10 +493,11 @@ struct core {
         }
     }
 
-    /// The preparer, on the spare (no writer sees it yet): zeros up to `upto`.
-    static void zero_spare(segment& s, std::uint64_t upto) {
+    /// The preparer, on the spare (no writer sees it yet, `fd` is its
+    /// file): zeros up to `upto`.
+    static void zero_spare(segment& s, const unique_fd& fd, std::uint64_t upto) {
         upto = std::min(upto, s.size) / page_size() * page_size();
-        (void)s.write_zeros(0, upto);
+        (void)segment::write_zeros(fd, 0, upto);
         s.map.prefault(0, upto);  // nobody waits for the spare: map it in too
         s.zero_claim = upto;
         s.zeroed.store(upto, std::memory_order_release);
@@ -577,7 +593,9 @@ struct core {
     }
 
     /// A preallocated, mapped file under a temporary name.
-    std::shared_ptr<segment> allocate_segment(const std::filesystem::path& temp_path) {
+    /// With `keep_fd`, the open file is handed back there.
+    std::shared_ptr<segment> allocate_segment(const std::filesystem::path& temp_path,
+                                              unique_fd* keep_fd = nullptr) {
         auto s = std::make_shared<segment>();
         s->path = temp_path;
         s->size = opts.segment_size;
@@ -586,7 +604,7 @@ struct core {
             unique_fd fd = open_file(temp_path, O_RDWR | O_CREAT | O_TRUNC);
             allocate(fd, temp_path, s->size);
             s->map = mapped_file(fd, temp_path, s->size, true);
-            s->fd = std::move(fd);
+            if (keep_fd) *keep_fd = std::move(fd);
         } catch (...) {
             std::error_code ignored;
             std::filesystem::remove(temp_path, ignored);
@@ -631,7 +649,7 @@ struct core {
             if (auto s = std::move(to_prefault)) {
                 const std::uint64_t upto = prefault_upto;
                 lk.unlock();
-                zero_ahead(*s, upto);
+                zero_ahead(s, upto);
                 lk.lock();
                 continue;
             }
@@ -640,8 +658,9 @@ struct core {
             lk.unlock();
             std::shared_ptr<segment> s;
             try {
-                s = allocate_segment(temp);
-                if (populating()) zero_spare(*s, prefault_window);
+                unique_fd fd;
+                s = allocate_segment(temp, &fd);
+                if (populating()) zero_spare(*s, fd, prefault_window);
             } catch (...) {
                 s.reset();  // the next roll allocates in line and reports the error
             }
@@ -666,6 +685,8 @@ struct core {
         }
         spare_cv.notify_all();
         if (t.joinable()) t.join();
+        zero_fd.reset();  // readers may keep this core alive: let go of the file
+        zero_seg.reset();
         if (spare) {
             std::error_code ignored;
             std::filesystem::remove(spare->path, ignored);
