@@ -28,11 +28,12 @@ class ring_front {
 public:
     using value_type = T;
 
-    // Each waiting call first makes one non-blocking attempt inline and only
-    // then calls its waiting loop, which is kept out of line: inlined whole,
-    // the loop made push/pop on a busy ring up to three times slower than
-    // try_push/try_pop (docs/benchmarks.md). A timed call reads the clock
-    // only once it has to wait.
+    // push and pop first make one non-blocking attempt inline and only then
+    // call the waiting loop, kept out of line: inlined whole, the loop made
+    // them up to three times slower than try_push/try_pop on a busy ring.
+    // push_for and pop_for keep the loop inline: split the same way they
+    // made the shared rings' waiting calls (which use them) slower, by up to
+    // half (docs/benchmarks.md).
 
     /// Pushes, waiting while full (overflow `block`); with `reject` it never
     /// waits, with `drop_oldest` it makes room. Returns false only when the
@@ -40,24 +41,22 @@ public:
     /// \pre the concurrency policy admits the calling producer.
     bool push(T&& v) {
         if (self().try_emplace_impl(std::move(v))) [[likely]] return true;
-        return push_until(std::move(v), no_deadline);
+        return push_wait(std::move(v));
     }
     bool push(const T& v) requires std::is_copy_constructible_v<T> {
         if (self().try_emplace_impl(v)) [[likely]] return true;
-        return push_until(v, no_deadline);
+        return push_wait(v);
     }
 
     /// As push, but gives up after `timeout`; false on time-out or close.
     template <class Rep, class Period>
     bool push_for(T&& v, std::chrono::duration<Rep, Period> timeout) {
-        if (self().try_emplace_impl(std::move(v))) [[likely]] return true;
         return push_until(std::move(v), deadline_after(timeout));
     }
     template <class Rep, class Period>
     bool push_for(const T& v, std::chrono::duration<Rep, Period> timeout)
         requires std::is_copy_constructible_v<T>
     {
-        if (self().try_emplace_impl(v)) [[likely]] return true;
         return push_until(v, deadline_after(timeout));
     }
 
@@ -67,14 +66,12 @@ public:
     std::optional<T> pop() {
         std::optional<T> out;
         if (self().try_pop_impl(emplace_into(out))) [[likely]] return out;
-        return pop_until(no_deadline);
+        return pop_wait();
     }
 
     /// As pop, but gives up after `timeout` (nullopt on time-out too).
     template <class Rep, class Period>
     std::optional<T> pop_for(std::chrono::duration<Rep, Period> timeout) {
-        std::optional<T> out;
-        if (self().try_pop_impl(emplace_into(out))) [[likely]] return out;
         return pop_until(deadline_after(timeout));
     }
 
@@ -92,10 +89,13 @@ public:
     }
 
 protected:
-    // The waiting loops: each starts with one more attempt, so they are also
-    // correct on their own.
+    // The waiting loops, for push/pop out of line.
     template <class U>
-    CONQ_NOINLINE bool push_until(U&& v, deadline_t deadline) {
+    CONQ_NOINLINE bool push_wait(U&& v) { return push_until(std::forward<U>(v), no_deadline); }
+    CONQ_NOINLINE std::optional<T> pop_wait() { return pop_until(no_deadline); }
+
+    template <class U>
+    bool push_until(U&& v, deadline_t deadline) {
         Ring& r = self();
         for (;;) {
             if (r.try_emplace_impl(std::forward<U>(v))) return true;
@@ -110,7 +110,7 @@ protected:
         }
     }
 
-    CONQ_NOINLINE std::optional<T> pop_until(deadline_t deadline) {
+    std::optional<T> pop_until(deadline_t deadline) {
         Ring& r = self();
         std::optional<T> out;
         auto take = emplace_into(out);
