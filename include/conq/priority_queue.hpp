@@ -26,10 +26,10 @@
 // relaxed<C, S>: a MultiQueue: C heaps per hardware thread, each under its
 //   own try-lock. A pop takes the better top of two randomly chosen heaps,
 //   a push goes to the heap the thread last popped from (else to a random
-//   heap); a thread keeps its pair of heaps for S pops. A pop may return an element a little
-//   below the true top (the rank error, measured in docs/benchmarks.md); in
-//   exchange threads rarely touch the same heap, which is what lets it
-//   scale with cores (measured here only on two).
+//   heap); a thread keeps its pair of heaps for S pops. A pop may return an
+//   element a little below the true top (the rank error, measured in
+//   docs/benchmarks.md); in exchange threads rarely touch the same heap,
+//   which is what lets it scale with cores (measured here only on two).
 //
 // Policies (conq/policy.hpp): concurrency mpsc/spmc/mpmc (spsc is refused:
 // there is no single-producer variant to gain from), capacity<N> or a

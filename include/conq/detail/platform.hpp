@@ -104,12 +104,18 @@ inline bool asymmetric_barrier_init() noexcept {
 }
 
 /// The cheap half: a compiler barrier when membarrier is usable, else a fence.
-inline void light_barrier() noexcept {
-    if (membarrier_state.load(std::memory_order_relaxed) == 1) [[likely]] {
+/// `usable` is what asymmetric_barrier_init() returned (a caller on a hot
+/// path keeps its own copy; see wait_point<blocking>).
+inline void light_barrier(bool usable) noexcept {
+    if (usable) [[likely]] {
         std::atomic_signal_fence(std::memory_order_seq_cst);
     } else {
         full_fence();
     }
+}
+/// The same, reading the process-wide flag.
+inline void light_barrier() noexcept {
+    light_barrier(membarrier_state.load(std::memory_order_relaxed) == 1);
 }
 
 /// The expensive half: every running thread of the process passes a full

@@ -31,9 +31,9 @@ public:
     // push and pop first make one non-blocking attempt inline and only then
     // call the waiting loop, kept out of line: inlined whole, the loop made
     // them up to three times slower than try_push/try_pop on a busy ring.
-    // push_for and pop_for keep the loop inline: split the same way they
-    // made the shared rings' waiting calls (which use them) slower, by up to
-    // half (docs/benchmarks.md).
+    // push_for and pop_for keep the loop inline: split the same way, they
+    // made the shared rings' waiting calls (built on them) up to half as
+    // fast (docs/benchmarks.md).
 
     /// Pushes, waiting while full (overflow `block`); with `reject` it never
     /// waits, with `drop_oldest` it makes room. Returns false only when the

@@ -215,13 +215,7 @@ private:
         // on every push and pop made try_push/try_pop on a busy ring about
         // three times slower (docs/benchmarks.md). Between processes the
         // flag is per process, so the shared wait point reads the global.
-        if constexpr (Shared) {
-            shared_light_barrier();
-        } else if (light_) [[likely]] {
-            std::atomic_signal_fence(std::memory_order_seq_cst);
-        } else {
-            full_fence();
-        }
+        if constexpr (Shared) shared_light_barrier(); else light_barrier(light_);
         if (sleepers_.load(std::memory_order_relaxed) == 0) [[likely]] return;
         epoch_.fetch_add(1, std::memory_order_release);
         futex_wake(epoch_, all, Shared);

@@ -465,7 +465,9 @@ struct core {
         if (zero_seg != sp) {
             zero_fd.reset();
             zero_seg = sp;
-            zero_fd = unique_fd(::open(s.path.c_str(), O_RDWR | O_CLOEXEC));  // empty on failure
+            // Not open_file(): a failure here is no error (empty fd: the
+            // pages are faulted in instead).
+            zero_fd = unique_fd(::open(s.path.c_str(), O_RDWR | O_CLOEXEC));
         }
         for (;;) {
             std::uint64_t from, to, tail;
