@@ -14,14 +14,19 @@
 //   producer(adapter&) a per-thread handle with push(v), which waits until
 //                      the item is in (spinning adapters retry a non-blocking
 //                      call with a pause; blocking ones call the blocking API)
-//   consumer(adapter&) a per-thread handle with pop(), which waits for an item
+//   consumer(adapter&) a per-thread handle with pop(), which waits for an item,
+//                      and, where the queue can tell, fill(): how many items
+//                      it holds now (a snapshot; sampled now and then)
 //
 // Batch adapters add producer::push_range(first, last) and
 // consumer::pop_into(count, checksum&).
 //
 // Peers are compiled only when CMake found them (CONQ_BENCH_HAVE_BOOST,
 // CONQ_BENCH_HAVE_TBB, CONQ_BENCH_HAVE_CONCURRENTQUEUE,
-// CONQ_BENCH_HAVE_READERWRITERQUEUE).
+// CONQ_BENCH_HAVE_READERWRITERQUEUE), or, for atomic_queue and rigtorp's
+// queues, which Debian does not package, when the user named a checkout
+// (CONQ_BENCH_HAVE_ATOMIC_QUEUE, CONQ_BENCH_HAVE_RIGTORP; see
+// benchmarks/CMakeLists.txt).
 #pragma once
 
 #include <algorithm>
@@ -54,6 +59,13 @@
 #if defined(CONQ_BENCH_HAVE_READERWRITERQUEUE)
 #include <readerwriterqueue/readerwritercircularbuffer.h>
 #include <readerwriterqueue/readerwriterqueue.h>
+#endif
+#if defined(CONQ_BENCH_HAVE_ATOMIC_QUEUE)
+#include <atomic_queue/atomic_queue.h>
+#endif
+#if defined(CONQ_BENCH_HAVE_RIGTORP)
+#include <rigtorp/MPMCQueue.h>
+#include <rigtorp/SPSCQueue.h>
 #endif
 
 namespace conq_bench {
@@ -122,6 +134,7 @@ struct conq_spinning {
             spin_until([&] { return q.try_pop(v); });
             return v;
         }
+        std::size_t fill() const { return q.size_approx(); }
     };
 };
 
@@ -143,6 +156,7 @@ struct conq_waiting {
         Queue& q;
         explicit consumer(conq_waiting& a) : q(*a.q) {}
         item_t pop() { return q.pop().value_or(0); }
+        std::size_t fill() const { return q.size_approx(); }
     };
 };
 
@@ -340,6 +354,7 @@ struct boost_spsc {
             spin_until([&] { return q.pop(v); });
             return v;
         }
+        std::size_t fill() const { return q.read_available(); }
     };
 };
 
@@ -405,6 +420,7 @@ struct moodycamel_rwq {
             spin_until([&] { return q.try_dequeue(v); });
             return v;
         }
+        std::size_t fill() const { return q.size_approx(); }
     };
 };
 
@@ -558,6 +574,125 @@ struct tbb_bounded : tbb_bounded_base<false> {
 struct tbb_bounded_blocking : tbb_bounded_base<true> {
     static constexpr const char* name = "tbb_bounded_blocking";
     static constexpr const char* api = "tbb::concurrent_bounded_queue (capacity 65536): push/pop";
+};
+#endif
+
+// ------------------------------------------------------ atomic_queue, rigtorp
+
+#if defined(CONQ_BENCH_HAVE_ATOMIC_QUEUE)
+/// atomic_queue's fastest SPSC configuration: compile-time capacity, the
+/// value itself marks a slot empty (NIL = 0; the harness never pushes 0),
+/// push/pop spin inside with a pause. Its generic (any T) variant is
+/// AtomicQueue2, with a state byte per slot.
+template <class Queue, bool Multi>
+struct atomic_queue_waiting {
+    static constexpr bool multi = Multi;
+    static constexpr bool blocking = false;
+    static constexpr bool round_trip = true;
+    static constexpr speed rate = speed::fast;
+
+    std::unique_ptr<Queue> q = std::make_unique<Queue>();
+
+    struct producer {
+        Queue& q;
+        explicit producer(atomic_queue_waiting& a) : q(*a.q) {}
+        void push(item_t v) { q.push(v); }
+    };
+    struct consumer {
+        Queue& q;
+        explicit consumer(atomic_queue_waiting& a) : q(*a.q) {}
+        item_t pop() { return q.pop(); }
+        std::size_t fill() const { return q.was_size(); }
+    };
+};
+
+// Template arguments: T, SIZE, NIL, MINIMIZE_CONTENTION, MAXIMIZE_THROUGHPUT,
+// TOTAL_ORDER, SPSC (and without NIL for AtomicQueue2).
+struct atomic_queue_spsc
+    : atomic_queue_waiting<
+          atomic_queue::AtomicQueue<item_t, ring_capacity, item_t{0}, true, true, false, true>,
+          false> {
+    static constexpr const char* name = "atomic_queue_spsc";
+    static constexpr const char* api =
+        "atomic_queue::AtomicQueue<u64, 65536, NIL=0, SPSC>: push/pop (pause inside)";
+};
+struct atomic_queue2_spsc
+    : atomic_queue_waiting<atomic_queue::AtomicQueue2<item_t, ring_capacity, true, true, false, true>,
+                           false> {
+    static constexpr const char* name = "atomic_queue2_spsc";
+    static constexpr const char* api =
+        "atomic_queue::AtomicQueue2<u64, 65536, SPSC> (any T): push/pop (pause inside)";
+};
+struct atomic_queue_mpmc
+    : atomic_queue_waiting<
+          atomic_queue::AtomicQueue<item_t, ring_capacity, item_t{0}, true, true, false, false>,
+          true> {
+    static constexpr const char* name = "atomic_queue_mpmc";
+    static constexpr const char* api =
+        "atomic_queue::AtomicQueue<u64, 65536, NIL=0>: push/pop (pause inside)";
+};
+#endif
+
+#if defined(CONQ_BENCH_HAVE_RIGTORP)
+struct rigtorp_spsc {
+    static constexpr const char* name = "rigtorp_spsc";
+    static constexpr const char* api = "rigtorp::SPSCQueue(65536): try_push/front+pop + pause";
+    static constexpr bool multi = false;
+    static constexpr bool blocking = false;
+    static constexpr bool round_trip = true;
+    static constexpr speed rate = speed::fast;
+
+    using queue = rigtorp::SPSCQueue<item_t>;
+    std::unique_ptr<queue> q = std::make_unique<queue>(ring_capacity);
+
+    struct producer {
+        queue& q;
+        explicit producer(rigtorp_spsc& a) : q(*a.q) {}
+        void push(item_t v) {
+            spin_until([&] { return q.try_push(v); });
+        }
+    };
+    struct consumer {
+        queue& q;
+        explicit consumer(rigtorp_spsc& a) : q(*a.q) {}
+        item_t pop() {
+            item_t* front = nullptr;
+            spin_until([&] { return (front = q.front()) != nullptr; });
+            const item_t v = *front;
+            q.pop();
+            return v;
+        }
+        std::size_t fill() const { return q.size(); }
+    };
+};
+
+struct rigtorp_mpmc {
+    static constexpr const char* name = "rigtorp_mpmc";
+    static constexpr const char* api = "rigtorp::MPMCQueue(65536): try_push/try_pop + pause";
+    static constexpr bool multi = true;
+    static constexpr bool blocking = false;
+    static constexpr bool round_trip = true;
+    static constexpr speed rate = speed::fast;
+
+    using queue = rigtorp::MPMCQueue<item_t>;
+    std::unique_ptr<queue> q = std::make_unique<queue>(ring_capacity);
+
+    struct producer {
+        queue& q;
+        explicit producer(rigtorp_mpmc& a) : q(*a.q) {}
+        void push(item_t v) {
+            spin_until([&] { return q.try_push(v); });
+        }
+    };
+    struct consumer {
+        queue& q;
+        explicit consumer(rigtorp_mpmc& a) : q(*a.q) {}
+        item_t pop() {
+            item_t v = 0;
+            spin_until([&] { return q.try_pop(v); });
+            return v;
+        }
+    };
 };
 #endif
 

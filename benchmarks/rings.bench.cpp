@@ -2,7 +2,9 @@
 //
 // conq_ring_bench: conqueue's rings side by side with Boost.Lockfree,
 // moodycamel, TBB and a mutex + condition-variable ring, in one binary, on
-// the same item type (std::uint64_t) and capacity (65536).
+// the same item type (std::uint64_t) and capacity (65536). atomic_queue and
+// rigtorp's SPSCQueue and MPMCQueue join them when CMake is given a checkout
+// of each (see benchmarks/CMakeLists.txt).
 //
 // Scenarios (benchmark names are <scenario>/<queue>):
 //
@@ -13,6 +15,12 @@
 //                       CONQ_BENCH_MAX_THREADS); producer i on CPU 2i,
 //                       consumer i on CPU 2i+1 (modulo the CPUs available)
 //   rtt                 ping-pong over two queues; ns per round trip
+//
+// Throughput runs also report fill_pct where the queue can tell its size:
+// the mean of the consumers' samples of it (one per 65536 pops), in % of
+// the capacity. A spinning SPSC ring runs in different regimes from one
+// repetition to the next (pinned at full, or part full), and this is the
+// counter that tells them apart.
 //
 // Every consumer sums what it pops (and the squares); the totals must equal
 // those of 1..N, or the run is reported as an error. Threads are created,
@@ -149,11 +157,27 @@ void produce(P& p, item_t first, item_t last) {
     }
 }
 
+/// How full the queue was, sampled by a consumer every fill_interval pops.
+struct fill_samples {
+    double sum = 0;  // of fill / ring_capacity
+    std::uint64_t count = 0;
+};
+inline constexpr std::uint64_t fill_interval = 65536;
+
 template <class C>
-checksum consume(C& c, std::uint64_t count) {
+checksum consume(C& c, std::uint64_t count, fill_samples& fill) {
     checksum cs;
     if constexpr (requires { c.pop_into(count, cs); }) {
         c.pop_into(count, cs);
+    } else if constexpr (requires { c.fill(); }) {
+        // The sample costs a look at the producer's counter, once in 65536 pops.
+        for (std::uint64_t i = 0; i < count; ++i) {
+            cs.add(c.pop());
+            if ((i + 1) % fill_interval == 0) {
+                fill.sum += static_cast<double>(c.fill()) / static_cast<double>(ring_capacity);
+                ++fill.count;
+            }
+        }
     } else {
         for (std::uint64_t i = 0; i < count; ++i) cs.add(c.pop());
     }
@@ -162,6 +186,7 @@ checksum consume(C& c, std::uint64_t count) {
 
 struct run_result {
     double seconds = 0;
+    double fill_pct = -1;  // mean sampled fill, % of the capacity; -1: not sampled
     std::string error;
 };
 
@@ -173,6 +198,7 @@ run_result throughput_once(const std::string& what, int producers, int consumers
     start_gate gate(producers + consumers);
     finish_line finish(producers + consumers, settings().timeout_s);
     std::vector<checksum> sums(static_cast<std::size_t>(consumers));
+    std::vector<fill_samples> fills(static_cast<std::size_t>(consumers));
     std::vector<clock_type::time_point> ends(static_cast<std::size_t>(consumers));
     std::vector<std::thread> threads;
     threads.reserve(static_cast<std::size_t>(producers + consumers));
@@ -198,7 +224,7 @@ run_result throughput_once(const std::string& what, int producers, int consumers
             pin_this_thread(consumer_cpu(i));
             typename A::consumer c(*queue);
             gate.arrive_and_wait();
-            sums[static_cast<std::size_t>(i)] = consume(c, share);
+            sums[static_cast<std::size_t>(i)] = consume(c, share, fills[static_cast<std::size_t>(i)]);
             ends[static_cast<std::size_t>(i)] = clock_type::now();
             finish.cross();
         });
@@ -212,6 +238,12 @@ run_result throughput_once(const std::string& what, int producers, int consumers
         std::chrono::duration<double>(*std::max_element(ends.begin(), ends.end()) - t0).count();
     checksum total;
     for (const auto& s : sums) total += s;
+    fill_samples fill;
+    for (const auto& f : fills) {
+        fill.sum += f.sum;
+        fill.count += f.count;
+    }
+    if (fill.count != 0) r.fill_pct = 100.0 * fill.sum / static_cast<double>(fill.count);
     const checksum want = expected_checksum(items);
     if (total != want) {
         r.error = cat("checksum mismatch: popped sum ", std::to_string(total.sum), " squares ",
@@ -283,6 +315,7 @@ void register_throughput(int producers, int consumers, std::uint64_t items) {
                            break;
                        }
                        state.SetIterationTime(r.seconds);
+                       if (r.fill_pct >= 0) state.counters["fill_pct"] = r.fill_pct;
                    }
                    state.SetItemsProcessed(static_cast<std::int64_t>(items) * state.iterations());
                    state.counters["items"] = static_cast<double>(items);
@@ -357,6 +390,12 @@ void register_benchmarks() {
 #if defined(CONQ_BENCH_HAVE_TBB)
                  tbb_bounded, tbb_bounded_blocking,
 #endif
+#if defined(CONQ_BENCH_HAVE_ATOMIC_QUEUE)
+                 atomic_queue_spsc, atomic_queue2_spsc, atomic_queue_mpmc,
+#endif
+#if defined(CONQ_BENCH_HAVE_RIGTORP)
+                 rigtorp_spsc, rigtorp_mpmc,
+#endif
                  mutex_ring>();
 }
 
@@ -378,6 +417,12 @@ void add_context() {
 #endif
 #if defined(CONQ_BENCH_HAVE_READERWRITERQUEUE)
     peers.push_back("moodycamel readerwriterqueue");
+#endif
+#if defined(CONQ_BENCH_HAVE_ATOMIC_QUEUE)
+    peers.push_back("atomic_queue (user's checkout)");
+#endif
+#if defined(CONQ_BENCH_HAVE_RIGTORP)
+    peers.push_back("rigtorp SPSCQueue and MPMCQueue (user's checkout)");
 #endif
     add_common_context(c.cpus);
     benchmark::AddCustomContext("conq_items_1p1c", std::to_string(c.items));

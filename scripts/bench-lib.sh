@@ -60,13 +60,14 @@ bench_build() {
 }
 
 # The environment variables named before `--` that are set (quoted when
-# they hold spaces), the script, and the arguments after `--`.
+# they hold anything a shell would read specially: spaces, `;`, ...), the
+# script, and the arguments after `--`.
 bench_command() {
     command=""
     while [[ $# -gt 0 && $1 != -- ]]; do
         local var=$1
         shift
-        if [[ ${!var:-} == *" "* ]]; then
+        if [[ -n ${!var:-} && ${!var} =~ [^A-Za-z0-9_./,:=+-] ]]; then
             command+="$var=\"${!var}\" "
         elif [[ -n ${!var:-} ]]; then
             command+="$var=${!var} "

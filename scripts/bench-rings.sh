@@ -18,6 +18,12 @@
 # line printed with the results), CONQ_BENCH_BUILD_DIR (default build/bench),
 # CONQ_BENCH_JOBS (parallel compile jobs, default 2).
 #
+# Peers that Debian does not package join the run when their checkouts are
+# named: CONQ_BENCH_ATOMIC_QUEUE_INCLUDE (the include/ directory of an
+# atomic_queue checkout) and CONQ_BENCH_RIGTORP_INCLUDE (the include/
+# directories of SPSCQueue and MPMCQueue checkouts, separated by `;`). Unset,
+# they are left out (and a build that had them drops them).
+#
 # Run it on a quiet machine: anything else running moves the numbers.
 set -euo pipefail
 
@@ -25,7 +31,8 @@ set -euo pipefail
 source "$(dirname "$0")/bench-lib.sh"
 bench_init bench-rings.sh 5
 bench_need_python matplotlib
-bench_build conq_ring_bench
+bench_build -DCONQ_BENCH_ATOMIC_QUEUE_INCLUDE="${CONQ_BENCH_ATOMIC_QUEUE_INCLUDE:-}" \
+    -DCONQ_BENCH_RIGTORP_INCLUDE="${CONQ_BENCH_RIGTORP_INCLUDE:-}" conq_ring_bench
 
 if [[ $# -gt 0 ]]; then
     out="$build/rings-partial"
@@ -38,7 +45,7 @@ else
 fi
 
 bench_command CONQ_BENCH_REPETITIONS CONQ_BENCH_ITEMS CONQ_BENCH_ROUNDS CONQ_BENCH_MAX_THREADS \
-    CONQ_BENCH_CPUS -- "$@"
+    CONQ_BENCH_CPUS CONQ_BENCH_ATOMIC_QUEUE_INCLUDE CONQ_BENCH_RIGTORP_INCLUDE -- "$@"
 
 # A run that failed its check: plot what there is and fail afterwards.
 status=0

@@ -9,7 +9,8 @@ Usage:
 Reads every repetition of every benchmark (names are <scenario>/<queue>/...)
 and reports, per scenario and queue, the median and the min-max over the
 repetitions: items/s for the throughput scenarios, ns per round trip for
-`rtt`. The chart has one panel per scenario (grouped horizontal bars, min-max
+`rtt`; throughput rows that sampled how full the queue was (the fill_pct
+counter) also list each repetition's rate with its fill. The chart has one panel per scenario (grouped horizontal bars, min-max
 error bars, log scale for round trips). The table adds, for each peer, the
 ratio of its conqueue counterpart to it (a speed-up: above 1 means conqueue
 is faster). With --update-doc the Markdown replaces the block between the
@@ -39,6 +40,11 @@ COUNTERPART = {
     "moodycamel_bcq_blocking": "conq_mpmc_blocking",
     "tbb_bounded_blocking": "conq_mpmc_blocking",
     "mutex_cv_ring": "conq_mpmc_blocking",
+    "atomic_queue_spsc": "conq_spsc",
+    "atomic_queue2_spsc": "conq_spsc",
+    "atomic_queue_mpmc": "conq_mpmc",
+    "rigtorp_spsc": "conq_spsc",
+    "rigtorp_mpmc": "conq_mpmc",
 }
 
 LIBRARY_COLOURS = [
@@ -47,6 +53,8 @@ LIBRARY_COLOURS = [
     ("moodycamel", "#2ca02c", "moodycamel"),
     ("tbb", "#d62728", "oneTBB"),
     ("mutex", "#7f7f7f", "std::mutex + condvars"),
+    ("atomic_queue", "#8c564b", "atomic_queue"),
+    ("rigtorp", "#e377c2", "rigtorp"),
 ]
 
 BEGIN_MARK = "<!-- BEGIN rings-results -->"
@@ -81,6 +89,7 @@ def is_rtt(scenario):
 class Result:
     def __init__(self):
         self.values = []
+        self.fills = []  # fill_pct of each repetition in values (None: not sampled)
         self.label = ""
         self.errors = []
         self.count = None
@@ -125,6 +134,7 @@ def load(path):
             r.count = b.get("items", r.count)
         if value is not None:
             r.values.append(value)
+            r.fills.append(b.get("fill_pct"))
     ordered = collections.OrderedDict()
     for s in sorted(results, key=scenario_key):
         rows = results[s]
@@ -207,19 +217,29 @@ def markdown(context, results, note, command):
         lines.append(f"#### {scenario_title(scenario)}")
         lines.append("")
         unit = "ns per round trip" if rtt else "M items/s"
-        lines.append(f"| queue | calls | {unit} | min-max | vs conqueue |")
-        lines.append("|---|---|---:|---:|---|")
+        fills = any(f is not None for r in rows.values() for f in r.fills)
+        if fills:
+            lines.append(f"| queue | calls | {unit} | min-max | vs conqueue | "
+                         f"each repetition: M items/s @ fill % |")
+            lines.append("|---|---|---:|---:|---|---|")
+        else:
+            lines.append(f"| queue | calls | {unit} | min-max | vs conqueue |")
+            lines.append("|---|---|---:|---:|---|")
         for queue, r in rows.items():
             for e in dict.fromkeys(r.errors):  # once per distinct message
                 errors.append(f"{scenario}/{queue}: {e}")
             if not r.values:
-                lines.append(f"| {queue} | {r.label} | error | | |")
+                lines.append(f"| {queue} | {r.label} | error | | |" + (" |" if fills else ""))
                 continue
             s = speedup(results, scenario, queue)
             vs = f"{s[0]} / {queue} = {s[1]:.2f}x" if s else ""
             name = f"**{queue}**" if queue.startswith("conq") else queue
-            lines.append(f"| {name} | {r.label} | {fmt(r.median, rtt)} | "
-                         f"{fmt(r.low, rtt)}-{fmt(r.high, rtt)} | {vs} |")
+            row = (f"| {name} | {r.label} | {fmt(r.median, rtt)} | "
+                   f"{fmt(r.low, rtt)}-{fmt(r.high, rtt)} | {vs} |")
+            if fills:
+                pairs = sorted((v, f) for v, f in zip(r.values, r.fills) if f is not None)
+                row += " " + ", ".join(f"{fmt(v, rtt)} @ {f:.0f}" for v, f in pairs) + " |"
+            lines.append(row)
     if errors:
         lines.append("")
         lines.append("Errors reported by the run:")
