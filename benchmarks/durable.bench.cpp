@@ -37,6 +37,16 @@
 //                               newly written range after every MiB of
 //                               payload (as sync::every_n, the records
 //                               after the last full MiB are not synced)
+//   raw_page/<method>           the pages of a fresh 64 MiB fallocated file
+//                               mapped MAP_SHARED (a new segment), per page
+//                               (records = pages; counter ns_per_page):
+//                               populate_write  madvise(MADV_POPULATE_WRITE)
+//                               zero_pwritev    zeros written with pwritev,
+//                                               16 x 64 KiB per call
+//                               first_write     one store per page through
+//                                               the mapping (a fault each)
+//                               first_write_after_zero  the same after
+//                                               zero_pwritev (untimed)
 //   fdatasync_64B               write() of 64 bytes to an O_APPEND file,
 //                               then fdatasync, S times: counters p50_us,
 //                               p90_us, p99_us and max_us of each pair
@@ -114,6 +124,7 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
+#include <sys/uio.h>
 #include <sys/utsname.h>
 #include <unistd.h>
 
@@ -539,10 +550,11 @@ case_result log_append(std::size_t len, policy p) {
 
 // -------------------------------------------------------------- raw limits
 
-/// A fallocated file mapped MAP_SHARED, faulted in writable before use.
+/// A fallocated file mapped MAP_SHARED, faulted in writable before use
+/// (unless `populate_now` is false).
 class raw_mapping {
 public:
-    raw_mapping(const fs::path& file, std::size_t size) : size_(size) {
+    raw_mapping(const fs::path& file, std::size_t size, bool populate_now = true) : size_(size) {
         fd_ = ::open(file.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
         if (fd_ < 0) throw std::runtime_error(errno_text("open", errno));
         if (const int e = ::posix_fallocate(fd_, 0, static_cast<off_t>(size)); e != 0) {
@@ -556,20 +568,13 @@ public:
             throw std::runtime_error(errno_text("mmap", e));
         }
         base_ = static_cast<std::byte*>(a);
-        populate();
+        if (populate_now) populate();
     }
     raw_mapping(const raw_mapping&) = delete;
     raw_mapping& operator=(const raw_mapping&) = delete;
     ~raw_mapping() { release(); }
     [[nodiscard]] std::byte* data() const noexcept { return base_; }
-
-private:
-    void release() noexcept {
-        if (base_ != nullptr) ::munmap(base_, size_);
-        if (fd_ >= 0) ::close(fd_);
-        base_ = nullptr;
-        fd_ = -1;
-    }
+    [[nodiscard]] int fd() const noexcept { return fd_; }
     void populate() {
 #if defined(MADV_POPULATE_WRITE)
         if (::madvise(base_, size_, MADV_POPULATE_WRITE) == 0) return;
@@ -578,6 +583,14 @@ private:
         const std::size_t ps = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
         for (std::size_t p = 0; p < size_; p += ps)
             std::atomic_ref<std::byte>(base_[p]).store(std::byte{0}, std::memory_order_relaxed);
+    }
+
+private:
+    void release() noexcept {
+        if (base_ != nullptr) ::munmap(base_, size_);
+        if (fd_ >= 0) ::close(fd_);
+        base_ = nullptr;
+        fd_ = -1;
     }
 
     int fd_ = -1;
@@ -637,6 +650,80 @@ case_result raw_mmap(bool msync_each_mib) {
     r.records = n;
     r.bytes = n * Len;
     if (msync_each_mib) r.counters.emplace_back("syncs", static_cast<double>(syncs));
+    return r;
+}
+
+/// What the log's preparer can do to the pages of a new segment before the
+/// appenders reach them, and what the appenders pay for each page; see
+/// raw_page/<method> in the header.
+enum class page_method { populate_write, zero_pwritev, first_write, first_write_after_zero };
+
+const char* page_method_name(page_method m) {
+    switch (m) {
+        case page_method::populate_write: return "populate_write";
+        case page_method::zero_pwritev: return "zero_pwritev";
+        case page_method::first_write: return "first_write";
+        case page_method::first_write_after_zero: return "first_write_after_zero";
+    }
+    return "?";
+}
+
+/// Zeros written over [0, size) with pwritev, 16 x 64 KiB per call (as the
+/// log's preparer writes them).
+std::string write_zeros(int fd, std::size_t size) {
+    alignas(64) static const std::byte zeros[std::size_t{64} << 10]{};
+    std::size_t at = 0;
+    while (at < size) {
+        iovec iov[16];
+        int n = 0;
+        for (std::size_t left = size - at; n < 16 && left > 0; ++n) {
+            const std::size_t len = std::min(left, sizeof zeros);
+            iov[n] = iovec{const_cast<std::byte*>(zeros), len};
+            left -= len;
+        }
+        const ssize_t w = ::pwritev(fd, iov, n, static_cast<off_t>(at));
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) return errno_text("pwritev", w < 0 ? errno : EIO);
+        at += static_cast<std::size_t>(w);
+    }
+    return {};
+}
+
+case_result raw_page(page_method m) {
+    constexpr std::size_t size = std::size_t{64} << 20;  // the log's default segment
+    const std::size_t ps = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
+    quiesce();
+    scratch_dir dir(cat("raw_page_", page_method_name(m)));
+    raw_mapping map(dir.path() / "data", size, false);
+    std::byte* const base = map.data();
+    if (m == page_method::first_write_after_zero) {
+        if (auto e = write_zeros(map.fd(), size); !e.empty()) return failed(e);
+    }
+    const auto t0 = clock_type::now();
+    switch (m) {
+        case page_method::populate_write:
+            map.populate();
+            break;
+        case page_method::zero_pwritev:
+            if (auto e = write_zeros(map.fd(), size); !e.empty()) return failed(e);
+            break;
+        case page_method::first_write:
+        case page_method::first_write_after_zero:
+            for (std::size_t p = 0; p < size; p += ps)
+                std::atomic_ref<std::byte>(base[p]).store(std::byte{1}, std::memory_order_relaxed);
+            break;
+    }
+    const auto t1 = clock_type::now();
+    const bool wrote = m == page_method::first_write || m == page_method::first_write_after_zero;
+    for (std::size_t p = 0; p < size; p += ps * 997) {
+        if (base[p] != (wrote ? std::byte{1} : std::byte{0}) || base[p + ps - 1] != std::byte{0})
+            return failed(cat("page at ", std::to_string(p), " does not read back as expected"));
+    }
+    case_result r;
+    r.seconds = seconds_between(t0, t1);
+    r.records = size / ps;
+    r.bytes = size;
+    r.counters.emplace_back("ns_per_page", r.seconds * 1e9 / static_cast<double>(r.records));
     return r;
 }
 
@@ -1193,6 +1280,19 @@ void register_benchmarks() {
                   [] { return raw_mmap<64>(true); });
     register_case("raw_mmap_msync_1MiB/1KiB", "raw_mmap_copy + msync(MS_SYNC) per MiB of payload",
                   [] { return raw_mmap<1024>(true); });
+    for (page_method m : {page_method::populate_write, page_method::zero_pwritev,
+                          page_method::first_write, page_method::first_write_after_zero}) {
+        const char* label = "";
+        switch (m) {
+            case page_method::populate_write: label = "64 MiB fallocated file: madvise(MADV_POPULATE_WRITE)"; break;
+            case page_method::zero_pwritev: label = "64 MiB fallocated file: pwritev of zeros, 1 MiB per call"; break;
+            case page_method::first_write: label = "64 MiB fallocated file: first store to each page of the mapping"; break;
+            case page_method::first_write_after_zero:
+                label = "64 MiB fallocated file, zeros written first (untimed): first store to each page";
+                break;
+        }
+        register_case(cat("raw_page/", page_method_name(m)), label, [m] { return raw_page(m); });
+    }
     register_case("fdatasync_64B", "write() 64 B to O_APPEND + fdatasync, per pair",
                   [] { return fdatasync_latency(); });
     register_case(cat("log_recovery/", recovery_name()),

@@ -76,6 +76,7 @@ EXTRA = [
     ("p50_ns", "p50 ns", 1), ("p90_ns", "p90 ns", 1), ("p99_ns", "p99 ns", 1),
     ("p999_ns", "p99.9 ns", 1),
     ("open_s", "s per open", 1),
+    ("ns_per_page", "ns per page", 1),
 ]
 
 lines = []
