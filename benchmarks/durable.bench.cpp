@@ -124,7 +124,6 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
-#include <sys/uio.h>
 #include <sys/utsname.h>
 #include <unistd.h>
 
@@ -668,27 +667,6 @@ const char* page_method_name(page_method m) {
     return "?";
 }
 
-/// Zeros written over [0, size) with pwritev, 16 x 64 KiB per call (as the
-/// log's preparer writes them).
-std::string write_zeros(int fd, std::size_t size) {
-    alignas(64) static const std::byte zeros[std::size_t{64} << 10]{};
-    std::size_t at = 0;
-    while (at < size) {
-        iovec iov[16];
-        int n = 0;
-        for (std::size_t left = size - at; n < 16 && left > 0; ++n) {
-            const std::size_t len = std::min(left, sizeof zeros);
-            iov[n] = iovec{const_cast<std::byte*>(zeros), len};
-            left -= len;
-        }
-        const ssize_t w = ::pwritev(fd, iov, n, static_cast<off_t>(at));
-        if (w < 0 && errno == EINTR) continue;
-        if (w <= 0) return errno_text("pwritev", w < 0 ? errno : EIO);
-        at += static_cast<std::size_t>(w);
-    }
-    return {};
-}
-
 case_result raw_page(page_method m) {
     constexpr std::size_t size = std::size_t{64} << 20;  // the log's default segment
     const std::size_t ps = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
@@ -696,8 +674,14 @@ case_result raw_page(page_method m) {
     scratch_dir dir(cat("raw_page_", page_method_name(m)));
     raw_mapping map(dir.path() / "data", size, false);
     std::byte* const base = map.data();
+    // The log's preparer's own call: pwritev, 16 x 64 KiB at a time.
+    const conq::detail::unique_fd fd(::dup(map.fd()));
+    auto write_zeros = [&]() -> std::string {
+        if (conq::detail::dlog::segment::write_zeros(fd, 0, size)) return {};
+        return errno_text("pwritev", errno);
+    };
     if (m == page_method::first_write_after_zero) {
-        if (auto e = write_zeros(map.fd(), size); !e.empty()) return failed(e);
+        if (auto e = write_zeros(); !e.empty()) return failed(e);
     }
     const auto t0 = clock_type::now();
     switch (m) {
@@ -705,7 +689,7 @@ case_result raw_page(page_method m) {
             map.populate();
             break;
         case page_method::zero_pwritev:
-            if (auto e = write_zeros(map.fd(), size); !e.empty()) return failed(e);
+            if (auto e = write_zeros(); !e.empty()) return failed(e);
             break;
         case page_method::first_write:
         case page_method::first_write_after_zero:

@@ -231,9 +231,7 @@ public:
             } else {
                 pos = tail_.load(std::memory_order_relaxed);
                 if constexpr (frees_by_index) {
-                    if (capacity() - (pos - cached_head_) < want)
-                        cached_head_ = head_.load(std::memory_order_acquire);
-                    n = std::min(want, capacity() - (pos - cached_head_));
+                    n = std::min(want, room(pos, want));
                 } else {
                     while (n < want && slot_at(pos + n).seq.load(std::memory_order_acquire) == free_seq(pos + n)) ++n;
                 }
@@ -417,10 +415,7 @@ private:
             const std::size_t pos = tail_.load(std::memory_order_relaxed);
             slot& s = slot_at(pos);
             if constexpr (frees_by_index) {
-                if (pos - cached_head_ >= capacity()) {
-                    cached_head_ = head_.load(std::memory_order_acquire);  // pairs with pop's release
-                    if (pos - cached_head_ >= capacity()) return false;   // full
-                }
+                if (room(pos, 1) == 0) return false;  // full
             } else {
                 while (s.seq.load(std::memory_order_acquire) != free_seq(pos)) {
                     if (closed_.load(std::memory_order_relaxed) || !make_room(pos)) return false;
@@ -519,6 +514,15 @@ private:
         }
         not_full_.notify_one();
         return true;
+    }
+
+    // frees_by_index only: free slots from ticket `pos` on, by the cached
+    // head_, which is reloaded first if it shows fewer than `need`. The
+    // acquire load pairs with the consumer's release store of head_: the
+    // items in the slots it freed are destroyed.
+    std::size_t room(std::size_t pos, std::size_t need) noexcept {
+        if (capacity() - (pos - cached_head_) < need) cached_head_ = head_.load(std::memory_order_acquire);
+        return capacity() - (pos - cached_head_);
     }
 
     bool push_ready() const noexcept {
