@@ -363,6 +363,35 @@ TEST_CASE("streams: a partition taken away and given back while a member looked 
     CHECK(st.committed("g", 1) == 5);
 }
 
+TEST_CASE("streams: position, seek and commit(p) answer by the assignment as last learned",
+          "[stream][groups][commit]") {
+    conq::manual_clock clock;
+    mem_streams s(clock);
+    auto& st = s.create("t", {.partitions = 2});
+    for (int i = 0; i < 10; ++i) st.append(value(i));  // 5 per partition
+    auto a = st.join("g", "a");
+    CHECK(drain(a).size() == 10);
+    const std::vector<std::uint32_t> seen = a.assignment();
+    REQUIRE(seen == std::vector<std::uint32_t>{0, 1});
+
+    auto b = st.join("g", "b");  // takes p1 while a walks its assignment
+    for (const std::uint32_t p : seen) CHECK(a.position(p) == 5);  // no throw mid-loop
+    a.seek(1, 2);  // still a's as far as a knows: accepted, changes nothing of b's
+    CHECK(error_of([&] { a.commit(1, 5); }) == broker_errc::invalid_argument);  // b holds it now
+    CHECK(st.committed("g", 1) == 0);
+    a.commit(0, 5);  // a's throughout
+    CHECK(st.committed("g", 0) == 5);
+
+    b.leave();  // p1 comes back to a, which still has not looked
+    CHECK(error_of([&] { a.commit(1, 5); }) == broker_errc::invalid_argument);  // reassigned since
+    a.commit();  // learns: p1 restarts at the group's commit (none: 0), which it stores
+    CHECK(a.assignment() == std::vector<std::uint32_t>{0, 1});
+    CHECK(a.position(1) == 0);  // not the 2 of the stale seek
+    a.commit(1, 4);
+    CHECK(st.committed("g", 1) == 4);
+    CHECK(drain(a).size() == 5);
+}
+
 TEST_CASE("streams: seek, replay from the beginning, seek to the end", "[stream][groups]") {
     conq::manual_clock clock;
     mem_streams s(clock);

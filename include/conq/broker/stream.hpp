@@ -29,8 +29,12 @@
 //   (member name, join order): partition p goes to member p % members, so
 //   counts differ by at most one and members beyond the partition count get
 //   none. Every join and leave (a consumer's destruction included) deals
-//   them again and bumps the group's generation; a member learns its new
-//   assignment on its next call. A partition a member newly receives starts
+//   them again and bumps the group's generation. A member learns its
+//   assignment when it joins, then again in poll(), commit(), assignment(),
+//   generation() and seek_to_beginning()/seek_to_end(); position(p),
+//   seek(p, o) and commit(p, o) answer by the assignment as last learned, so
+//   a loop over assignment() sees the same partitions throughout, whatever
+//   other members do meanwhile. A partition a member newly receives starts
 //   at the group's committed offset (else at the partition's begin), so
 //   what was returned but not committed is delivered again (at-least-once).
 //   Groups are independent of each other.
@@ -1070,18 +1074,24 @@ public:
         /// before it is on disk; this commit returns only once it is. If that
         /// sync fails, the commit stays in memory, the offsets log is failed
         /// (later commits throw) and the durable_error is thrown here.
-        void store_commits(group_state& g, std::uint64_t id,
+        /// Commits the (partition, next offset) entries of member `id`, which
+        /// learned the group's assignment at generation `gen`. A partition
+        /// the member does not hold now, or got (again) after `gen`, is left
+        /// alone, and with `strict` (one partition) refused.
+        void store_commits(group_state& g, std::uint64_t id, std::uint64_t gen,
                            std::vector<std::pair<std::uint32_t, std::uint64_t>>& entries, bool strict) {
             std::uint64_t at = 0;  // the offset of this commit's record in offsets/
             {
                 std::lock_guard<std::mutex> lk(groups_mu_);
-                if (strict && g.owner[entries.front().first] != id)
+                const auto held = [&](std::uint32_t p) { return g.owner[p] == id && g.since[p] <= gen; };
+                if (strict && !held(entries.front().first))
                     throw broker_error(broker_errc::invalid_argument, "commit",
-                                       "partition " + std::to_string(entries.front().first) + " not assigned");
+                                       "partition " + std::to_string(entries.front().first) +
+                                           " not assigned (or reassigned since this member last looked)");
                 // Partitions no longer this member's are left alone; unchanged
                 // offsets are not written again.
                 std::erase_if(entries, [&](const auto& e) {
-                    return g.owner[e.first] != id || (g.has[e.first] && g.committed[e.first] == e.second);
+                    return !held(e.first) || (g.has[e.first] && g.committed[e.first] == e.second);
                 });
                 if (entries.empty()) return;
                 if (owner_->durable_) {
@@ -1328,23 +1338,31 @@ public:
             std::vector<std::pair<std::uint32_t, std::uint64_t>> entries;
             entries.reserve(assigned_.size());
             for (const std::uint32_t p : assigned_) entries.emplace_back(p, pos_[p]);
-            s_->store_commits(*g_, id_, entries, false);
+            s_->store_commits(*g_, id_, gen_, entries, false);
         }
         /// Commits `next_offset` (the next record to read) for partition p,
-        /// which must be assigned to this member. Throws broker_error:
-        /// invalid_argument (p unknown or not assigned), offset_out_of_range
+        /// which must be assigned to this member, both as it last learned
+        /// and still in the group. Throws broker_error: invalid_argument (p
+        /// unknown or not assigned; also when a rebalance this member has not
+        /// learned yet took p away, even if it gave p back since: what the
+        /// member read of p may have been read again by another member, as
+        /// Kafka's CommitFailedException; nothing is committed, and the
+        /// next poll() learns the new assignment), offset_out_of_range
         /// (next_offset above end_offset(p)). Does not move the position.
         void commit(std::uint32_t p, std::uint64_t next_offset) {
             check_assigned(p, "commit");
             const std::uint64_t e = s_->end_of(p);
             if (next_offset > e) throw s_->out_of_range("commit", next_offset, 0, e);
             std::vector<std::pair<std::uint32_t, std::uint64_t>> entries{{p, next_offset}};
-            s_->store_commits(*g_, id_, entries, true);
+            s_->store_commits(*g_, id_, gen_, entries, true);
         }
 
-        /// Moves the position in assigned partition p to `offset`, in
-        /// [begin_offset(p), end_offset(p)]. Throws broker_error:
-        /// invalid_argument (p), offset_out_of_range.
+        /// Moves the position in partition p, assigned as last learned, to
+        /// `offset`, in [begin_offset(p), end_offset(p)]. Throws
+        /// broker_error: invalid_argument (p), offset_out_of_range. (If a
+        /// rebalance took p away meanwhile, the next poll() learns it and
+        /// the seek has no effect; if p came back, it restarts at the
+        /// group's committed offset.)
         void seek(std::uint32_t p, std::uint64_t offset) {
             check_assigned(p, "seek");
             const std::uint64_t b = s_->begin_of(p), e = s_->end_of(p);
@@ -1363,8 +1381,10 @@ public:
             refresh();
             for (const std::uint32_t p : assigned_) set_position(p, s_->end_of(p));
         }
-        /// The next offset poll reads in assigned partition p. Throws
-        /// broker_error(invalid_argument) if p is not assigned.
+        /// The next offset poll reads in partition p. Throws
+        /// broker_error(invalid_argument) if p is not assigned as this
+        /// member last learned (does not learn of rebalances itself: see
+        /// assignment()).
         [[nodiscard]] std::uint64_t position(std::uint32_t p) const {
             check_assigned(p, "position");
             return pos_[p];
@@ -1403,6 +1423,7 @@ public:
         consumer(stream& s, typename stream::group_state& g, std::uint64_t id)
             : s_(&s), g_(&g), id_(id), owned_(s.partitions(), 0), pos_(s.partitions(), 0) {
             if (s.owner_->durable_) readers_.resize(s.partitions());
+            refresh();  // the assignment at join
         }
 
         void take(consumer&& o) noexcept {
@@ -1424,7 +1445,6 @@ public:
         void check_assigned(std::uint32_t p, const char* call) const {
             check_joined(call);
             s_->check_partition(p, call);
-            refresh();
             if (!owned_[p])
                 throw broker_error(broker_errc::invalid_argument, call,
                                    "partition " + std::to_string(p) + " is not assigned to this member");
@@ -1479,7 +1499,7 @@ public:
         typename stream::group_state* g_ = nullptr;
         std::uint64_t id_ = 0;
         // The assignment as last learned (refresh is const: assignment() and
-        // position() learn of rebalances too).
+        // generation() learn of rebalances too).
         mutable std::uint64_t gen_ = UINT64_MAX;
         mutable std::vector<std::uint32_t> assigned_;
         mutable std::vector<char> owned_;
