@@ -262,6 +262,21 @@ struct conq_mpmc_blocking : conq_waiting<conq_mpmc_blocking_queue, true, true> {
     static constexpr speed rate = speed::medium;
 };
 
+/// The same blocking ring driven by try_push/try_pop: what the wake-up check
+/// (is anybody asleep?) costs calls that never wait.
+struct conq_mpmc_blocking_try : conq_spinning<conq_mpmc_blocking_queue, true> {
+    static constexpr const char* name = "conq_mpmc_blocking_try";
+    static constexpr const char* api = "mpmc_queue<blocking>: try_push/try_pop + pause";
+    static constexpr speed rate = speed::fast;
+};
+
+/// The spinning ring driven by its waiting push/pop (spin inside the call).
+struct conq_mpmc_spin_wait : conq_waiting<conq_mpmc_spin_queue, true, false> {
+    static constexpr const char* name = "conq_mpmc_spin_wait";
+    static constexpr const char* api = "mpmc_queue<spin>: push/pop";
+    static constexpr speed rate = speed::fast;
+};
+
 // ----------------------------------------------------------------- baseline
 
 /// The textbook bounded queue: a ring in a std::vector guarded by one

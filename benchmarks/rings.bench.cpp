@@ -377,7 +377,7 @@ void register_all() {
 
 void register_benchmarks() {
     register_all<conq_spsc, conq_spsc_batch64, conq_spsc_batch256, conq_spsc_blocking, conq_mpmc,
-                 conq_mpmc_backoff, conq_mpmc_blocking,
+                 conq_mpmc_backoff, conq_mpmc_blocking, conq_mpmc_blocking_try, conq_mpmc_spin_wait,
 #if defined(CONQ_BENCH_HAVE_BOOST)
                  boost_spsc, boost_queue,
 #endif
