@@ -73,8 +73,8 @@
 // the disk behind another member's commit (but for the sync before a
 // compaction deletes segments, once per 1024 commits). A partition append
 // takes no stream lock: its log's own sync is shared the same way. A member
-// compares its group's generation (an atomic) on each call and takes that
-// mutex only when it changed. A blocked poll sleeps on the stream's condition
+// compares its group's generation (an atomic) in each call that learns the
+// assignment and takes that mutex only when it changed. A blocked poll sleeps on the stream's condition
 // variable, which appends signal only while somebody sleeps (one seq_cst load
 // otherwise); with conq::manual_clock its timeout runs on the manual time and
 // advance() wakes it. There is one condition variable per stream: while polls
@@ -1064,8 +1064,11 @@ public:
             return std::clamp(g.committed[p], b, std::max(b, e));
         }
 
-        /// Stores the commits `entries` of member `id` (those of partitions
-        /// it still owns). Durable: one record in offsets/ first; nothing
+        /// Stores the commits `entries` (partition, next offset) of member
+        /// `id`, which learned the group's assignment at generation `gen`: a
+        /// partition the member does not hold now, or got (again) after
+        /// `gen`, is left alone, and with `strict` (one partition) refused.
+        /// Durable: one record in offsets/ first; nothing
         /// changes if that append throws. The sync that sync::always (or
         /// every<N>) asks for comes after groups_mu_ is released (see
         /// offsets_options): commits waiting at the same time share one sync,
@@ -1074,10 +1077,6 @@ public:
         /// before it is on disk; this commit returns only once it is. If that
         /// sync fails, the commit stays in memory, the offsets log is failed
         /// (later commits throw) and the durable_error is thrown here.
-        /// Commits the (partition, next offset) entries of member `id`, which
-        /// learned the group's assignment at generation `gen`. A partition
-        /// the member does not hold now, or got (again) after `gen`, is left
-        /// alone, and with `strict` (one partition) refused.
         void store_commits(group_state& g, std::uint64_t id, std::uint64_t gen,
                            std::vector<std::pair<std::uint32_t, std::uint64_t>>& entries, bool strict) {
             std::uint64_t at = 0;  // the offset of this commit's record in offsets/

@@ -18,6 +18,7 @@
 // The slot lines then travel one way, producer to consumer, instead of
 // coming back modified. On a 2-vCPU VM that took batches of 64 from about
 // 520 to 700-750 M items/s (docs/design-rings.md).
+//
 // Consecutive tickets go to different cache lines (a bit swap of the slot
 // index), so a producer and a consumer working a few items apart do not
 // fight over one line.
